@@ -1,0 +1,97 @@
+"""Augmentation recipes (albumentations 2.0.8) applied to uint8 grayscale arrays.
+
+Recipes follow HTR best practices (Retsinas et al. 2022): mild affine with shear, elastic or
+grid distortion, stroke-width change by erosion/dilation, brightness/contrast, noise and blur.
+`seqclr` keeps two views horizontally aligned (no flips, tiny rotations, no horizontal crops).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+RECIPES = ("none", "light", "htr", "seqclr")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which recipe a stage uses and how strongly (`p` scales every transform's probability)."""
+
+    recipe: str = "none"
+    p: float = 0.5
+
+
+class _Morphology(A.ImageOnlyTransform):
+    """Erode or dilate strokes (ink is dark: erosion thickens, dilation thins)."""
+
+    def __init__(self, max_kernel: int = 3, p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.max_kernel = max_kernel
+
+    def get_params(self) -> dict:
+        k = int(self.py_random.randint(2, self.max_kernel))
+        return {"k": k, "dilate": self.py_random.random() < 0.5}
+
+    def apply(self, img: np.ndarray, k: int = 2, dilate: bool = False, **params) -> np.ndarray:
+        kernel = np.ones((k, k), np.uint8)
+        return cv2.dilate(img, kernel) if dilate else cv2.erode(img, kernel)
+
+
+def _white(img_kwargs: dict) -> dict:
+    return {**img_kwargs, "border_mode": cv2.BORDER_CONSTANT, "fill": 255}
+
+
+def build_augment(cfg: AugmentConfig, seed: int | None = None) -> A.Compose | None:
+    """An albumentations pipeline for `cfg.recipe`, or None for `none`."""
+    p = cfg.p
+    if cfg.recipe == "none":
+        return None
+    if cfg.recipe == "light":
+        ops = [
+            A.Affine(**_white({"shear": {"x": (-5, 5), "y": 0}, "scale": (0.95, 1.05)}), p=p),
+            A.RandomBrightnessContrast(0.2, 0.2, p=p),
+        ]
+    elif cfg.recipe == "htr":
+        ops = [
+            A.Affine(**_white({"shear": {"x": (-20, 20), "y": 0}, "rotate": (-2, 2),
+                               "scale": (0.85, 1.1), "translate_percent": (-0.02, 0.02)}), p=p),
+            A.OneOf([
+                A.ElasticTransform(alpha=20, sigma=5, border_mode=cv2.BORDER_CONSTANT, fill=255),
+                A.GridDistortion(num_steps=5, distort_limit=0.2, border_mode=cv2.BORDER_CONSTANT,
+                                 fill=255),
+            ], p=p * 0.5),
+            _Morphology(max_kernel=3, p=p * 0.5),
+            A.RandomBrightnessContrast(0.3, 0.3, p=p),
+            A.GaussNoise(std_range=(0.02, 0.08), p=p * 0.5),
+            A.GaussianBlur(blur_limit=(3, 5), p=p * 0.3),
+        ]
+    elif cfg.recipe == "seqclr":
+        ops = [
+            A.Affine(**_white({"shear": {"x": (-10, 10), "y": 0}, "rotate": (-1, 1),
+                               "scale": {"x": (0.95, 1.05), "y": (0.8, 1.0)}}), p=p),
+            A.Perspective(scale=(0.02, 0.05), fit_output=True, border_mode=cv2.BORDER_CONSTANT,
+                          fill=255, p=p * 0.5),
+            A.RandomBrightnessContrast(0.4, 0.4, p=p),
+            A.OneOf([A.GaussianBlur(blur_limit=(3, 7)), A.Sharpen()], p=p),
+            A.GaussNoise(std_range=(0.02, 0.1), p=p * 0.5),
+        ]
+    else:
+        raise ValueError(f"unknown augmentation recipe {cfg.recipe!r}; use one of {RECIPES}")
+    return A.Compose(ops, seed=seed)
+
+
+def as_callable(pipeline: A.Compose | None):
+    """Wrap a Compose as `uint8 array -> uint8 array`, the form TextImageDataset expects."""
+    if pipeline is None:
+        return None
+
+    def apply(img: np.ndarray) -> np.ndarray:
+        return pipeline(image=img)["image"]
+
+    return apply
