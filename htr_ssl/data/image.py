@@ -26,7 +26,7 @@ def load_gray(
     """
     try:
         with Image.open(path) as im:
-            img = np.asarray(im.convert("L"), dtype=np.uint8)
+            img = np.array(im.convert("L"), dtype=np.uint8)
     except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
         raise ImageReadError(f"cannot read image {path}: {err}") from err
     if bbox is None:

@@ -78,7 +78,7 @@ class TextImageDataset(Dataset):
         samples: Sequence[Sample],
         alphabet: Alphabet | None = None,
         height: int = 64,
-        augment: Callable[[np.ndarray], np.ndarray] | None = None,
+        augment: Callable[[np.ndarray, int | None], np.ndarray] | None = None,
         max_width: int | None = None,
         strict: bool = False,
     ) -> None:
@@ -92,17 +92,19 @@ class TextImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def image(self, index: int) -> np.ndarray:
+    def image(self, index: int, seed: int | None = None) -> np.ndarray:
         """The augmented, height-normalized uint8 image of one sample."""
         img = self.samples[index].load()
         if self.augment is not None:
-            img = self.augment(img)
+            img = self.augment(img, seed)
         return resize_to_height(img, self.height, self.max_width)
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict | None:
+        """`key` is an index, or (index, augmentation seed) as yielded by EpochSampler."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         try:
-            img = self.image(index)
+            img = self.image(index, seed)
         except ImageReadError as err:
             if self.strict:
                 raise

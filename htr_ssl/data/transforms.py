@@ -8,13 +8,14 @@ grid distortion, stroke-width change by erosion/dilation, brightness/contrast, n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import albumentations as A
+import cv2
+import numpy as np
 
 RECIPES = ("none", "light", "htr", "seqclr")
 
@@ -86,12 +87,21 @@ def build_augment(cfg: AugmentConfig, seed: int | None = None) -> A.Compose | No
     return A.Compose(ops, seed=seed)
 
 
-def as_callable(pipeline: A.Compose | None):
-    """Wrap a Compose as `uint8 array -> uint8 array`, the form TextImageDataset expects."""
+Augment = Callable[[np.ndarray, "int | None"], np.ndarray]
+
+
+def as_callable(pipeline: A.Compose | None) -> Augment | None:
+    """Wrap a Compose as `(uint8 array, seed) -> uint8 array`, the form TextImageDataset expects.
+
+    A per-sample seed makes augmentation reproducible whatever the worker layout, which is
+    what lets a resumed run continue exactly.
+    """
     if pipeline is None:
         return None
 
-    def apply(img: np.ndarray) -> np.ndarray:
+    def apply(img: np.ndarray, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            pipeline.set_random_seed(seed)
         return pipeline(image=img)["image"]
 
     return apply

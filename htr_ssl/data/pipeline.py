@@ -1,0 +1,139 @@
+"""From a data config to labeled splits, an alphabet and DataLoaders.
+
+This is the one place where reader, splits, label fraction, alphabet and augmentation meet;
+training code calls `prepare` and `make_loader` and never sees files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from htr_ssl.data.alphabet import Alphabet, apply_oov_policy
+from htr_ssl.data.readers import read_dataset
+from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sampler import EpochSampler
+from htr_ssl.data.splits import label_subset, select, write_ids, writer_disjoint_split
+from htr_ssl.data.transforms import AugmentConfig, as_callable, build_augment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, how it is split, how much of it is labeled, how images are prepared.
+
+    `labels` is a fraction in (0, 1] or an absolute number of training lines; `reader_args`
+    go to the reader (e.g. granularity, keep_err, split_dir).
+    """
+
+    name: str = "iam"
+    root: str = "datasets/iam"
+    reader_args: dict = field(default_factory=dict)
+    height: int = 64
+    max_width: int | None = None
+    val_frac: float = 0.1
+    test_frac: float = 0.2
+    split_seed: int = 0
+    labels: float = 1.0
+    label_seed: int = 0
+    oov: str = "error"
+    oov_map: dict = field(default_factory=dict)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    num_workers: int = 0
+    strict_images: bool = False
+    word_images: bool = False
+
+
+@dataclass
+class Prepared:
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    alphabet: Alphabet
+
+    def split(self, name: str) -> list[Sample]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def load_samples(cfg: DataConfig) -> list[Sample]:
+    """Read the dataset; give it a writer-disjoint split when the format has none."""
+    samples = read_dataset(cfg.name, Path(cfg.root), **cfg.reader_args)
+    if not samples:
+        raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no usable samples")
+    if any(not s.split for s in samples):
+        log.info("no official split for %s: using a writer-disjoint split (seed %d)",
+                 cfg.name, cfg.split_seed)
+        samples = writer_disjoint_split(samples, cfg.val_frac, cfg.test_frac, cfg.split_seed)
+    return samples
+
+
+def _labels_amount(labels: float) -> float | int:
+    """1.0 and 0.05 are fractions; 250 (or 250.0) is a line count."""
+    if labels > 1:
+        if labels != int(labels):
+            raise ValueError(f"labels={labels}: give a fraction in (0, 1] or a whole line count")
+        return int(labels)
+    return float(labels)
+
+
+def prepare(cfg: DataConfig, run_dir: Path | None = None,
+            alphabet: Alphabet | None = None) -> Prepared:
+    """Split, take the label fraction, build (or reuse) the alphabet, apply the OOV policy.
+
+    The alphabet is built from the whole training split's transcriptions (not only the labeled
+    fraction) so that every fraction of one dataset shares one output layer. The chosen ids are
+    written into `run_dir` (splits.tsv, labeled_ids.tsv) so a run can be audited.
+    """
+    samples = load_samples(cfg)
+    train_all = select(samples, "train")
+    if not train_all:
+        raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no training samples")
+    train = label_subset(train_all, _labels_amount(cfg.labels), cfg.label_seed)
+    alphabet = alphabet or Alphabet.from_texts(s.text for s in train_all)
+    policy = {"policy": cfg.oov, "replacement": cfg.oov_map}
+    prepared = Prepared(
+        train=apply_oov_policy(train, alphabet, **policy),
+        val=apply_oov_policy(select(samples, "val"), alphabet, **policy),
+        test=apply_oov_policy(select(samples, "test"), alphabet, **policy),
+        alphabet=alphabet,
+    )
+    log.info("%s: %d labeled train (of %d), %d val, %d test, %d symbols", cfg.name,
+             len(prepared.train), len(train_all), len(prepared.val), len(prepared.test),
+             len(alphabet))
+    if run_dir is not None:
+        write_ids(samples, Path(run_dir) / "splits.tsv")
+        write_ids(prepared.train, Path(run_dir) / "labeled_ids.tsv")
+    return prepared
+
+
+def make_loader(
+    samples: list[Sample],
+    alphabet: Alphabet | None,
+    cfg: DataConfig,
+    train: bool,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader:
+    """A DataLoader over `samples`: augmented and shuffled by EpochSampler when `train`."""
+    augment = as_callable(build_augment(cfg.augment)) if train else None
+    dataset = TextImageDataset(samples, alphabet, cfg.height, augment, cfg.max_width,
+                               cfg.strict_images)
+    sampler = EpochSampler(len(samples), seed=seed, shuffle=train, rank=rank, world=world)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size if train else cfg.eval_batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.num_workers,
+        drop_last=False,
+        persistent_workers=False,
+        generator=torch.Generator(),  # keeps the global RNG untouched, for exact resumption
+    )

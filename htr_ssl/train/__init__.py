@@ -1,0 +1,1 @@
+"""How models learn: one loop for every stage, checkpoints, distributed set-up."""

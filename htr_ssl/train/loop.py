@@ -1,0 +1,232 @@
+"""One training loop for every stage (pretext pretraining, supervised training, fine-tuning).
+
+The loop knows nothing of text or pretexts: it calls `loss_fn(model, batch) -> (loss, metrics)`
+and, every `val_every` steps, `validate(model) -> metrics`. Everything that decides the next
+step (weights, optimizer, schedule, RNG, data position) is in the checkpoint, so `resume`
+continues a run exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from htr_ssl.train import checkpoint
+from htr_ssl.train.distributed import DistInfo, all_agree, broadcast_flag, resolve_device
+from htr_ssl.train.logger import RunLogger
+from htr_ssl.train.schedule import lr_lambda
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+ValidateFn = Callable[[nn.Module], dict[str, float]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed NaN/inf for too many consecutive steps."""
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    step_every: int = 1000
+    step_gamma: float = 0.1
+    grad_clip: float = 5.0
+    precision: str = "bf16"
+    device: str = "auto"
+    val_every: int = 500
+    log_every: int = 10
+    patience: int = 0
+    monitor: str = "cer"
+    monitor_mode: str = "min"
+    max_bad_steps: int = 10
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"trainer.precision={self.precision!r}; use bf16 or fp32")
+        if self.monitor_mode not in ("min", "max"):
+            raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
+        if self.max_steps < 1 or self.val_every < 1 or self.log_every < 1:
+            raise ValueError("trainer.max_steps, val_every and log_every must be >= 1")
+
+
+@dataclass
+class FitResult:
+    step: int
+    best: float | None
+    best_metrics: dict[str, float]
+    last_path: Path
+    best_path: Path | None
+    stopped_early: bool
+    skipped_steps: int
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU and CUDA; losses cast their inputs to fp32 themselves."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    loader: DataLoader,
+    cfg: TrainerConfig,
+    run_dir: Path,
+    validate: ValidateFn | None = None,
+    resume: Path | None = None,
+    meta: dict[str, Any] | None = None,
+    dist_info: DistInfo | None = None,
+) -> FitResult:
+    """Train `model` for `cfg.max_steps` optimizer steps; checkpoints go to `run_dir`.
+
+    `meta` (alphabet, resolved config, ...) is stored in every checkpoint. Writes last.pt
+    after each validation and at the end, and best.pt whenever `cfg.monitor` improves.
+    """
+    run_dir = Path(run_dir)
+    dist_info = dist_info or DistInfo()
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume is None and last_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a checkpoint ({last_path}); continue it "
+                              f"with resume={last_path} or choose a new run directory")
+    device = resolve_device(cfg.device, dist_info.local_rank)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
+        cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
+        cfg.step_gamma))
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
+             "evals_since_best": 0, "skipped_steps": 0}
+    if resume is not None:
+        ckpt = checkpoint.load(resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        checkpoint.set_rng_state(ckpt["rng"])
+        state.update(ckpt["loop"])
+        log.info("resumed %s at step %d", resume, state["step"])
+    else:
+        torch.manual_seed(cfg.seed)
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                  else None) if dist_info.enabled else model
+    logger = RunLogger(run_dir, enabled=dist_info.is_main)
+    meta = dict(meta or {})
+    better = (lambda a, b: a < b) if cfg.monitor_mode == "min" else (lambda a, b: a > b)
+
+    def snapshot() -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(),
+                "loop": dict(state), "trainer": asdict(cfg), **meta}
+
+    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not (cfg.progress and
+               dist_info.is_main), dynamic_ncols=True, desc=run_dir.name)
+    bad_in_row, stop = 0, False
+    t0, seen = time.perf_counter(), 0
+    batch_size = loader.batch_size or 1
+    model.train()
+    while state["step"] < cfg.max_steps and not stop:
+        loader.sampler.set_epoch(state["epoch"], start=state["batch_in_epoch"] * batch_size)
+        for batch in loader:
+            state["batch_in_epoch"] += 1
+            batch = batch.to(device)
+            with autocast(device, cfg.precision):
+                loss, metrics = loss_fn(net, batch)
+            finite = all_agree(bool(torch.isfinite(loss)), dist_info, device)
+            optimizer.zero_grad(set_to_none=True)
+            if finite:
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                bad_in_row = 0
+            else:
+                state["skipped_steps"] += 1
+                bad_in_row += 1
+                log.warning("non-finite loss at step %d: step skipped", state["step"])
+                if bad_in_row >= cfg.max_bad_steps:
+                    checkpoint.save(snapshot(), run_dir / "diverged.pt")
+                    raise TrainingDiverged(
+                        f"loss was NaN/inf for {bad_in_row} steps in a row (step "
+                        f"{state['step']}); lower trainer.lr, raise trainer.warmup_steps, try "
+                        "trainer.precision=fp32, or check the data for empty/garbled images. "
+                        f"State saved to {run_dir / 'diverged.pt'}.")
+                grad_norm = torch.tensor(float("nan"))
+            scheduler.step()
+            state["step"] += 1
+            seen += len(batch)
+            bar.update(1)
+            step = state["step"]
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                scalars = {"loss": float(loss), "lr": scheduler.get_last_lr()[0],
+                           "grad_norm": float(grad_norm), "samples_per_s": rate,
+                           **{k: float(v) for k, v in metrics.items()}}
+                logger.log("train", step, scalars)
+                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scalars['lr']:.1e}",
+                                sps=f"{rate:.0f}")
+            if validate is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                stop = _validate(model, validate, cfg, state, logger, dist_info, better,
+                                 snapshot, best_path, device)
+                model.train()
+            at_end = step % cfg.val_every == 0 or step == cfg.max_steps or stop
+            if at_end and dist_info.is_main:
+                checkpoint.save(snapshot(), last_path)
+            if step >= cfg.max_steps or stop:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+    bar.close()
+    logger.close()
+    if state["skipped_steps"]:
+        log.warning("%d steps were skipped for non-finite loss", state["skipped_steps"])
+    return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
+                     best_path if best_path.exists() else None, stop, state["skipped_steps"])
+
+
+def _validate(model, validate, cfg, state, logger, dist_info, better, snapshot, best_path,
+              device) -> bool:
+    """Run validation on rank 0, keep best.pt, and decide (for every rank) whether to stop."""
+    stop = False
+    if dist_info.is_main:
+        model.eval()
+        with torch.no_grad(), autocast(device, cfg.precision):
+            metrics = validate(model)
+        logger.log("val", state["step"], metrics)
+        value = metrics.get(cfg.monitor)
+        if value is None or not math.isfinite(value):
+            raise KeyError(f"validation returned no finite {cfg.monitor!r}; got {metrics}")
+        if state["best"] is None or better(value, state["best"]):
+            state.update(best=value, best_metrics=dict(metrics), evals_since_best=0)
+            checkpoint.save(snapshot(), best_path)
+        else:
+            state["evals_since_best"] += 1
+        log.info("step %d: %s", state["step"],
+                 " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+        stop = cfg.patience > 0 and state["evals_since_best"] >= cfg.patience
+        if stop:
+            log.info("early stop: %s did not improve for %d validations", cfg.monitor,
+                     cfg.patience)
+    return broadcast_flag(stop, dist_info, device)
