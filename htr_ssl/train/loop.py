@@ -160,6 +160,7 @@ def fit(
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
+                scheduler.step()
                 bad_in_row = 0
             else:
                 state["skipped_steps"] += 1
@@ -173,12 +174,12 @@ def fit(
                         "trainer.precision=fp32, or check the data for empty/garbled images. "
                         f"State saved to {run_dir / 'diverged.pt'}.")
                 grad_norm = torch.tensor(float("nan"))
-            scheduler.step()
             state["step"] += 1
             seen += len(batch)
             bar.update(1)
             step = state["step"]
             if step % cfg.log_every == 0 or step == cfg.max_steps:
+                loss = loss.detach()
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 scalars = {"loss": float(loss), "lr": scheduler.get_last_lr()[0],
                            "grad_norm": float(grad_norm), "samples_per_s": rate,
