@@ -1,0 +1,62 @@
+"""Plain folders (image + same-stem .txt) and TSV manifests: the formats users make by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from htr_ssl.data.readers.common import (
+    IMAGE_EXTS,
+    count_skipped,
+    data_rows,
+    format_error,
+    keep_existing,
+    missing,
+    read_text,
+)
+from htr_ssl.data.sample import Sample
+
+README = "datasets/page/README.md"
+SPLIT_ALIASES = {"": "", "train": "train", "val": "val", "valid": "val", "validation": "val",
+                 "dev": "val", "test": "test"}
+
+
+def read_folder(root: Path, strict: bool = False) -> list[Sample]:
+    """Every image under `root` (recursively) that has a same-stem UTF-8 .txt beside it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise missing("folder", root, "images with same-stem .txt transcriptions", README)
+    samples, untexted = [], 0
+    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+        txt = image.with_suffix(".txt")
+        if not txt.is_file():
+            untexted += 1
+            continue
+        sid = image.relative_to(root).with_suffix("").as_posix()
+        samples.append(Sample(sid, image, " ".join(read_text(txt).split())))
+    count_skipped(untexted, "images without a same-stem .txt", root)
+    return keep_existing(samples, strict)
+
+
+def read_tsv(path: Path, strict: bool = False) -> list[Sample]:
+    """`path<TAB>text[<TAB>writer[<TAB>split]]` rows; relative paths are against the manifest.
+
+    A folder stands for its `manifest.tsv`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.tsv"
+    if not path.is_file():
+        raise missing("TSV manifest", path.parent, path.name, README)
+    samples = []
+    for lineno, row in data_rows(path):
+        fields = row.split("\t")
+        if not 2 <= len(fields) <= 4 or not fields[0].strip():
+            raise format_error(path, lineno, "expected path<TAB>text[<TAB>writer[<TAB>split]]", row)
+        rel, text, writer, split = (*fields, "", "")[:4]
+        split = split.strip().lower()
+        if split not in SPLIT_ALIASES:
+            raise format_error(path, lineno, f"split must be train/val/test, got {split!r}", row)
+        image = path.parent / rel.strip()
+        sid = Path(rel.strip()).with_suffix("").as_posix()
+        samples.append(Sample(sid, image, text.strip(), writer.strip(), SPLIT_ALIASES[split]))
+    return keep_existing(samples, strict)
