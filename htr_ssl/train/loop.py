@@ -130,8 +130,16 @@ def fit(
         log.info("resumed %s at step %d", resume, state["step"])
     else:
         torch.manual_seed(cfg.seed)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                  else None) if dist_info.enabled else model
+    if dist_info.enabled:
+        ddp = DistributedDataParallel(_LossModule(model, loss_fn), device_ids=[device.index]
+                                      if device.type == "cuda" else None)
+
+        def compute(batch):
+            return ddp(batch)
+    else:
+
+        def compute(batch):
+            return loss_fn(model, batch)
     logger = RunLogger(run_dir, enabled=dist_info.is_main)
     meta = dict(meta or {})
     better = (lambda a, b: a < b) if cfg.monitor_mode == "min" else (lambda a, b: a > b)
@@ -153,7 +161,7 @@ def fit(
             state["batch_in_epoch"] += 1
             batch = batch.to(device)
             with autocast(device, cfg.precision):
-                loss, metrics = loss_fn(net, batch)
+                loss, metrics = compute(batch)
             finite = all_agree(bool(torch.isfinite(loss)), dist_info, device)
             optimizer.zero_grad(set_to_none=True)
             if finite:
@@ -205,6 +213,17 @@ def fit(
         log.warning("%d steps were skipped for non-finite loss", state["skipped_steps"])
     return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
                      best_path if best_path.exists() else None, stop, state["skipped_steps"])
+
+
+class _LossModule(nn.Module):
+    """Routes the loss through `forward`, which DDP needs to synchronize gradients."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_fn(self.model, batch)
 
 
 def _validate(model, validate, cfg, state, logger, dist_info, better, snapshot, best_path,

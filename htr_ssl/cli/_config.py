@@ -1,0 +1,64 @@
+"""DictConfig -> plain dataclasses. The only place (with the entry points) that sees Hydra."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+
+
+def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any]) -> T:
+    """Build `cls` from a config node, recursing into dataclass-typed fields.
+
+    Unknown keys are an error naming the key and the valid ones, so a typo in an override
+    (`trainer.lr_rate=...`) fails loudly instead of being ignored.
+    """
+    raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for {cls.__name__}; "
+                         f"valid: {sorted(names)}")
+    kwargs = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = to_dataclass(hint, value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain data, for checkpoints and logs."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def quiet_libraries() -> None:
+    for name in ("matplotlib", "PIL", "h5py"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user causes and can fix: shown as one clear line, not a traceback."""
+    from htr_ssl.data.alphabet import OutOfAlphabetError
+    from htr_ssl.data.image import ImageReadError
+    from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
+    from htr_ssl.train.checkpoint import CheckpointError
+    from htr_ssl.train.loop import TrainingDiverged
+
+    return (DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
+            CheckpointError, TrainingDiverged, FileExistsError, FileNotFoundError, ValueError)
+
+
+def fail(err: BaseException) -> None:
+    """Print a user error and exit with status 2."""
+    import sys
+
+    print(f"error: {err}", file=sys.stderr)
+    raise SystemExit(2)

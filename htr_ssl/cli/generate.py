@@ -1,0 +1,28 @@
+"""`htr-ssl-generate`: write the built-in synthetic handwriting dataset in the IAM layout."""
+
+from __future__ import annotations
+
+import hydra
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+from htr_ssl.cli._config import to_dataclass
+from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.data.synthetic import GenerateConfig, format_table, generate
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
+def main(cfg: DictConfig) -> None:
+    """Generate with a progress bar, then print the per-split statistics table."""
+    gen = to_dataclass(GenerateConfig, cfg)
+    gen.out_dir = to_absolute_path(gen.out_dir)
+    if gen.font_dir is not None:
+        gen.font_dir = to_absolute_path(gen.font_dir)
+    gen.progress = True
+    stats = generate(gen)
+    print(f"\nwrote {gen.out_dir} ({stats['fonts']} fonts, {stats['seconds']} s)")
+    print(format_table(stats))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""htr-ssl-train: supervised training, fine-tuning and decoder evaluation (configs/train.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.data.pipeline import DataConfig
+from htr_ssl.eval.metrics import MetricConfig
+from htr_ssl.models.decoders import RecognizerConfig
+from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
+from htr_ssl.train.loop import TrainerConfig
+
+
+def recognizer_config(cfg: DictConfig) -> RecognizerConfig:
+    decoder = dict(resolved(cfg.decoder))
+    kind = decoder.pop("kind")
+    return RecognizerConfig(encoder=to_dataclass(EncoderConfig, cfg.model), decoder=kind,
+                            **decoder)
+
+
+def job_from_config(cfg: DictConfig) -> TrainJob:
+    resume = Path(cfg.resume) if cfg.resume else None
+    return TrainJob(
+        data=to_dataclass(DataConfig, cfg.data),
+        model=recognizer_config(cfg),
+        trainer=to_dataclass(TrainerConfig, cfg.trainer),
+        # a resumed run keeps writing into its own folder
+        run_dir=resume.parent if resume else Path(cfg.run_dir),
+        finetune=to_dataclass(FinetuneConfig, cfg.finetune),
+        metric=to_dataclass(MetricConfig, cfg.metric),
+        resume=resume,
+        config=resolved(cfg),
+    )
+
+
+def print_summary(summary: dict, run_dir: Path) -> None:
+    test = summary.get("test")
+    print(f"\nrun: {run_dir}  (steps: {summary['step']})")
+    if test:
+        print(f"test ({test['n']} samples): CER {test['cer']:.2f}  WER {test['wer']:.2f}  "
+              f"WAcc {test['wacc']:.2f}  WAcc(caseless) {test['wacc_caseless']:.2f}  "
+              f"line acc {test['line_acc']:.2f}")
+        print(f"metrics: {run_dir / 'metrics.json'}  predictions: {run_dir / 'predictions.tsv'}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    quiet_libraries()
+    try:
+        job = job_from_config(cfg)
+        summary = train_recognizer(job)
+    except user_errors() as err:
+        fail(err)
+    print_summary(summary, job.run_dir)
+
+
+if __name__ == "__main__":
+    main()

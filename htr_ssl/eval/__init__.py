@@ -1,0 +1,1 @@
+"""How a recognizer is judged: decoding, metrics, result files."""

@@ -1,0 +1,119 @@
+"""Run a recognizer over a loader, decode, score, and write metrics.json / predictions.tsv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from htr_ssl.data.alphabet import Alphabet
+from htr_ssl.eval.decoding import CTCBeamDecoder
+from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
+from htr_ssl.models.decoders import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """`head`: ctc | attention | auto (attention when the model has one).
+    `method`: greedy | beam. CTC beam search goes through torchaudio's flashlight decoder and
+    accepts a `lexicon` (file or word list file) and a KenLM `lm` (ARPA or binary)."""
+
+    head: str = "auto"
+    method: str = "greedy"
+    beam_size: int = 10
+    lexicon: str | None = None
+    lm: str | None = None
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    reference: str
+    hypothesis: str
+    cer: float
+
+
+class Transcriber:
+    """Turns batches of images into text with one decoding configuration."""
+
+    def __init__(self, model: Recognizer, alphabet: Alphabet, cfg: DecodeConfig) -> None:
+        if cfg.method not in ("greedy", "beam"):
+            raise ValueError(f"decode.method={cfg.method!r}; use greedy or beam")
+        head = cfg.head
+        if head == "auto":
+            head = "attention" if model.attention is not None else "ctc"
+        if head not in ("ctc", "attention"):
+            raise ValueError(f"decode.head={cfg.head!r}; use ctc, attention or auto")
+        if (cfg.lexicon or cfg.lm) and not (head == "ctc" and cfg.method == "beam"):
+            raise ValueError("a lexicon or language model needs decode.head=ctc "
+                             "decode.method=beam")
+        self.model, self.alphabet, self.cfg, self.head = model, alphabet, cfg, head
+        self.beam: CTCBeamDecoder | None = None
+        if head == "ctc" and cfg.method == "beam":
+            lexicon = _read_lexicon(cfg.lexicon) if cfg.lexicon else None
+            self.beam = CTCBeamDecoder(alphabet, cfg.beam_size, lexicon, cfg.lm, cfg.lm_weight,
+                                       cfg.word_score)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> list[str]:
+        beam = self.cfg.beam_size if self.cfg.method == "beam" else 1
+        pred = self.model.predict(images, widths, mode=self.head, beam=beam)
+        ids = self.beam(pred.ctc_logits, pred.lengths) if self.beam is not None else pred.ids
+        return [self.alphabet.decode(i) for i in ids]
+
+
+def _read_lexicon(path: str) -> str | list[str]:
+    """A flashlight lexicon (`word c h a r s |`) is used as is; a plain word list (one word
+    per line) is spelled with the alphabet."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"lexicon {p} does not exist (decode.lexicon)")
+    lines = [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if lines and all(len(ln.split()) > 1 for ln in lines[:20]):
+        return str(p)
+    return [ln.strip() for ln in lines]
+
+
+def transcribe(model: Recognizer, loader: DataLoader, transcriber: Transcriber,
+               device: torch.device, progress: bool = False) -> list[Row]:
+    """Predictions for every sample of `loader`, in loader order."""
+    model.eval()
+    rows: list[Row] = []
+    for batch in tqdm(loader, disable=not progress, desc="decode", leave=False):
+        hyps = transcriber(batch.images.to(device), batch.widths.to(device))
+        for sid, ref, hyp in zip(batch.ids, batch.texts, hyps, strict=True):
+            rows.append(Row(sid, ref, hyp, sample_cer(ref, hyp)))
+    return rows
+
+
+def evaluate(model: Recognizer, loader: DataLoader, alphabet: Alphabet,
+             decode: DecodeConfig | None = None, metric: MetricConfig | None = None,
+             progress: bool = False) -> tuple[dict[str, float], list[Row]]:
+    device = next(model.parameters()).device
+    transcriber = Transcriber(model, alphabet, decode or DecodeConfig())
+    rows = transcribe(model, loader, transcriber, device, progress)
+    metrics = compute_metrics([r.reference for r in rows], [r.hypothesis for r in rows],
+                              metric or MetricConfig())
+    return metrics, rows
+
+
+def write_results(run_dir: Path, metrics: dict, rows: list[Row], name: str = "") -> None:
+    """metrics{name}.json and predictions{name}.tsv (id, reference, hypothesis, cer)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / f"metrics{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with (run_dir / f"predictions{name}.tsv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow(["id", "reference", "hypothesis", "cer"])
+        for r in rows:
+            w.writerow([r.id, r.reference, r.hypothesis, f"{r.cer:.2f}"])
