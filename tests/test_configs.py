@@ -1,0 +1,62 @@
+"""Every Hydra config composes and converts into the library's dataclasses (timm-style loop)."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from htr_ssl.cli._config import to_dataclass
+from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli.train import job_from_config
+from htr_ssl.data.pipeline import DataConfig
+from htr_ssl.data.readers import READERS
+from htr_ssl.eval.evaluate import DecodeConfig
+from htr_ssl.models.decoders import build_recognizer
+
+GROUPS = Path(CONFIG_DIR)
+MODELS = sorted(p.stem for p in (GROUPS / "model").glob("*.yaml"))
+DECODERS = sorted(p.stem for p in (GROUPS / "decoder").glob("*.yaml"))
+DATA = sorted(p.stem for p in (GROUPS / "data").glob("*.yaml"))
+
+
+def _compose(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_every_preset_and_decoder_builds(model, decoder):
+    cfg = _compose("train", [f"model={model}", f"decoder={decoder}", "run_dir=/tmp/x"])
+    job = job_from_config(cfg)
+    assert job.model.encoder.preset == model and job.model.decoder == decoder
+    assert job.model.encoder.height == job.data.height
+    net = build_recognizer(job.model, 40)
+    assert (net.ctc is not None) == (decoder in ("ctc", "hybrid"))
+    assert (net.attention is not None) == (decoder in ("attention", "hybrid"))
+
+
+@pytest.mark.parametrize("data", DATA)
+def test_every_data_config_names_a_reader(data):
+    cfg = _compose("train", [f"data={data}", "run_dir=/tmp/x"])
+    dc = to_dataclass(DataConfig, cfg.data)
+    assert dc.name in READERS
+
+
+@pytest.mark.parametrize("trainer", sorted(p.stem for p in (GROUPS / "trainer").glob("*.yaml")))
+def test_trainer_configs(trainer):
+    job = job_from_config(_compose("train", [f"trainer={trainer}", "run_dir=/tmp/x"]))
+    assert job.trainer.max_steps > 0
+
+
+def test_eval_and_predict_configs():
+    cfg = _compose("eval", ["checkpoint=x.pt", "decode.method=beam"])
+    assert to_dataclass(DecodeConfig, cfg.decode).method == "beam"
+    cfg = _compose("predict", ["checkpoint=x.pt", "inputs=[a.png]"])
+    assert to_dataclass(DecodeConfig, cfg.decode).head == "auto"
+
+
+def test_typo_in_an_option_is_an_error():
+    cfg = _compose("train", ["+trainer.lr_rate=0.1", "run_dir=/tmp/x"])
+    with pytest.raises(ValueError, match="lr_rate"):
+        job_from_config(cfg)

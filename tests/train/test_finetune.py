@@ -1,0 +1,80 @@
+"""Recognizer training end to end on a tiny folder dataset: checkpoints, fine-tuning modes."""
+
+import json
+
+import pytest
+import torch
+
+from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
+from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
+from htr_ssl.data.transforms import AugmentConfig
+from htr_ssl.eval.evaluate import evaluate
+from htr_ssl.models.decoders import RecognizerConfig
+from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.train import checkpoint
+from htr_ssl.train.finetune import (
+    FinetuneConfig,
+    TrainJob,
+    recognizer_from_checkpoint,
+    train_recognizer,
+)
+from htr_ssl.train.loop import TrainerConfig
+
+
+def _job(root, run_dir, steps=6, **kw) -> TrainJob:
+    data = DataConfig(name="folder", root=str(root), height=32, batch_size=8,
+                      augment=AugmentConfig("none"), num_workers=0, labels=kw.pop("labels", 1.0))
+    model = RecognizerConfig(encoder=EncoderConfig("small", height=32), decoder="ctc")
+    trainer = TrainerConfig(max_steps=steps, val_every=3, warmup_steps=1, device="cpu",
+                            progress=False)
+    return TrainJob(data, model, trainer, run_dir, **kw)
+
+
+def test_run_writes_results_and_checkpoint_reloads_identically(tiny_lines, tmp_path):
+    summary = train_recognizer(_job(tiny_lines, tmp_path / "run"))
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"cer", "wer", "wacc", "wacc_caseless", "line_acc"} <= set(metrics)
+    assert metrics["n"] == summary["test"]["n"] == 6
+    header = (run / "predictions.tsv").read_text().splitlines()[0]
+    assert header == "id\treference\thypothesis\tcer"
+    assert Alphabet.load(run / "alphabet.json") == Alphabet.from_dict(
+        checkpoint.load(run / "best.pt")["alphabet"])
+    assert (run / "labeled_ids.tsv").exists() and (run / "splits.tsv").exists()
+
+    ckpt = checkpoint.load(run / "best.pt")
+    a, alphabet = recognizer_from_checkpoint(ckpt)
+    b, _ = recognizer_from_checkpoint(ckpt)
+    data = prepare(DataConfig(name="folder", root=str(tiny_lines), height=32), None, alphabet)
+    batch = next(iter(make_loader(data.test, alphabet, DataConfig(height=32), train=False)))
+    a.eval(), b.eval()
+    la, _ = a.ctc_logits(batch.images, batch.widths)
+    lb, _ = b.ctc_logits(batch.images, batch.widths)
+    assert torch.equal(la, lb)
+    m, _ = evaluate(a, make_loader(data.test, alphabet, DataConfig(height=32), False), alphabet)
+    assert m["cer"] == pytest.approx(metrics["cer"])
+
+
+def test_frozen_mode_keeps_encoder_and_full_mode_changes_it(tiny_lines, tmp_path):
+    train_recognizer(_job(tiny_lines, tmp_path / "pre"))
+    pretrained = checkpoint.load(tmp_path / "pre" / "last.pt")["model"]
+    enc = {k: v for k, v in pretrained.items() if k.startswith("encoder.")}
+
+    ft = FinetuneConfig(init_from=str(tmp_path / "pre" / "last.pt"), mode="frozen")
+    train_recognizer(_job(tiny_lines, tmp_path / "frozen", finetune=ft, labels=0.5))
+    frozen = checkpoint.load(tmp_path / "frozen" / "last.pt")["model"]
+    for k, v in enc.items():
+        assert torch.equal(frozen[k], v), f"{k} changed in frozen mode"
+    heads = [k for k in pretrained if k.startswith("ctc.")]
+    assert heads and any(not torch.equal(frozen[k], pretrained[k]) for k in heads)
+
+    ft = FinetuneConfig(init_from=str(tmp_path / "pre" / "last.pt"), mode="full")
+    train_recognizer(_job(tiny_lines, tmp_path / "full", finetune=ft))
+    full = checkpoint.load(tmp_path / "full" / "last.pt")["model"]
+    assert any(not torch.equal(full[k], v) for k, v in enc.items())
+
+
+def test_alphabet_that_does_not_cover_the_data_names_characters(tiny_lines):
+    with pytest.raises(OutOfAlphabetError, match=r"'x': \d+ samples, e\.g\. \d{3}"):
+        prepare(DataConfig(name="folder", root=str(tiny_lines), height=32), None,
+                Alphabet(tuple("abcdefghijklmnopqrstuvw ")))
