@@ -110,7 +110,8 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
                  validate if val_loader else None, job.resume, meta, dist)
     summary: dict[str, Any] = {"step": result.step, "best_val": result.best_metrics,
-                               "skipped_steps": result.skipped_steps}
+                               "skipped_steps": result.skipped_steps,
+                               "skipped_samples": result.skipped_samples}
     if dist.is_main and data.test:
         best = result.best_path or result.last_path
         model.load_state_dict(checkpoint.load(best)["model"])

@@ -78,6 +78,7 @@ class FitResult:
     best_path: Path | None
     stopped_early: bool
     skipped_steps: int
+    skipped_samples: int
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -119,7 +120,7 @@ def fit(
         cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
         cfg.step_gamma))
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
-             "evals_since_best": 0, "skipped_steps": 0}
+             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0}
     if resume is not None:
         ckpt = checkpoint.load(resume)
         model.load_state_dict(ckpt["model"])
@@ -183,6 +184,7 @@ def fit(
                         f"State saved to {run_dir / 'diverged.pt'}.")
                 grad_norm = torch.tensor(float("nan"))
             state["step"] += 1
+            state["skipped_samples"] += int(metrics.get("skipped", 0))
             seen += len(batch)
             bar.update(1)
             step = state["step"]
@@ -211,8 +213,12 @@ def fit(
     logger.close()
     if state["skipped_steps"]:
         log.warning("%d steps were skipped for non-finite loss", state["skipped_steps"])
+    if state["skipped_samples"]:
+        log.warning("%d training samples were left out of the loss (e.g. images too narrow "
+                    "for their transcription under CTC)", state["skipped_samples"])
     return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
-                     best_path if best_path.exists() else None, stop, state["skipped_steps"])
+                     best_path if best_path.exists() else None, stop, state["skipped_steps"],
+                     state["skipped_samples"])
 
 
 class _LossModule(nn.Module):
