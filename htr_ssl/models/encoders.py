@@ -1,0 +1,233 @@
+"""Text-line encoders: a CNN that turns an image into a row of frames, plus an optional BiLSTM.
+
+Every encoder maps images (B, 1, H, W) and their true widths to frames (B, T, C) and frame
+counts (B,). Three presets share one skeleton:
+
+- ``small``:  a few conv blocks, horizontal stride 4, BiLSTM(128); about 1.4 M parameters, made to
+  train on a laptop CPU.
+- ``resnet``: the ResNet feature extractor of Baek et al. (2019) that SeqCLR (Aberdam et al. 2021)
+  builds on (1-2-5-3 residual blocks, 512 channels), horizontal stride 4, 2 x BiLSTM(256).
+- ``bp``:     the "HTR best practices" CNN (Retsinas et al. 2022): 7x7 conv 32 with stride (4, 2),
+  residual blocks 2x64, 4x128, 4x256 with max-pools, column max-pool over height, 3 x BiLSTM(256);
+  horizontal stride 8.
+
+Padding is made neutral rather than merely small: the input is inverted (ink = 1 - pixel, so white
+padding becomes 0) and after every conv the columns beyond each sample's true width are zeroed.
+A line therefore gives the same frames (in eval mode) whether it is alone or padded in a batch,
+which is what lets the pretexts and decoders trust the frames up to ``lengths``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+PRESETS = ("small", "resnet", "bp")
+
+
+@dataclass
+class EncoderConfig:
+    """What encoder to build. ``None`` for the LSTM sizes means "the preset's default"."""
+
+    preset: str = "small"
+    height: int = 64
+    lstm_layers: int | None = None
+    lstm_hidden: int | None = None
+    dropout: float = 0.1
+
+
+# Preset defaults: (lstm_layers, lstm_hidden).
+_LSTM_DEFAULTS: dict[str, tuple[int, int]] = {
+    "small": (2, 128),
+    "resnet": (2, 256),
+    "bp": (3, 256),
+}
+
+
+def mask_columns(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zero the columns of a (B, C, H, W) map at or beyond each sample's valid width."""
+    cols = torch.arange(x.shape[-1], device=x.device)
+    keep = cols[None, :] < lengths[:, None].to(x.device)  # (B, W)
+    return x * keep[:, None, None, :].to(x.dtype)
+
+
+# Building blocks. Each takes and returns (x, lengths) so the width mask follows the map through
+# every layer that could leak padding into real columns.
+
+
+class ConvBNReLU(nn.Module):
+    """Conv -> BatchNorm -> ReLU, then re-zero the padding columns."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3,
+                 stride: tuple[int, int] = (1, 1)) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.wstride = stride[1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = _ceil_div(lengths, self.wstride)
+        return mask_columns(F.relu(self.bn(self.conv(x))), lengths), lengths
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs + identity or 1x1 shortcut), padding-masked."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = mask_columns(F.relu(self.bn1(self.conv1(x))), lengths)
+        y = self.bn2(self.conv2(y))
+        return mask_columns(F.relu(y + self.shortcut(x)), lengths), lengths
+
+
+class MaxPool(nn.Module):
+    """Max-pool with kernel = stride; inputs are post-ReLU (>= 0) so masked zeros never win."""
+
+    def __init__(self, kh: int, kw: int) -> None:
+        super().__init__()
+        self.kernel = (kh, kw)
+        self.wstride = kw
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.max_pool2d(x, self.kernel, self.kernel, ceil_mode=True)
+        return x, _ceil_div(lengths, self.wstride)
+
+
+def _ceil_div(a: torch.Tensor, b: int) -> torch.Tensor:
+    return torch.div(a + b - 1, b, rounding_mode="floor")
+
+
+# The three CNN layouts, as flat lists of blocks. Vertical reduction is always 16, so any height
+# that is a multiple of 16 works; the map is then collapsed by a max over its rows.
+
+
+def _small_cnn() -> tuple[list[nn.Module], int]:
+    layers: list[nn.Module] = [
+        ConvBNReLU(1, 32), MaxPool(2, 2),
+        ConvBNReLU(32, 64), MaxPool(2, 2),
+        ConvBNReLU(64, 128), ConvBNReLU(128, 128), MaxPool(2, 1),
+        ConvBNReLU(128, 256), MaxPool(2, 1),
+    ]
+    return layers, 256
+
+
+def _resnet_cnn() -> tuple[list[nn.Module], int]:
+    """Baek et al. (2019) ResNet feature extractor, output 512, blocks [1, 2, 5, 3]."""
+    layers: list[nn.Module] = [ConvBNReLU(1, 32), ConvBNReLU(32, 64), MaxPool(2, 2)]
+    layers += [BasicBlock(64, 128), ConvBNReLU(128, 128), MaxPool(2, 2)]
+    layers += [BasicBlock(128, 256), BasicBlock(256, 256), ConvBNReLU(256, 256), MaxPool(2, 1)]
+    layers += [BasicBlock(256, 512)] + [BasicBlock(512, 512) for _ in range(4)]
+    layers += [ConvBNReLU(512, 512)]
+    layers += [BasicBlock(512, 512) for _ in range(3)]
+    layers += [ConvBNReLU(512, 512), MaxPool(2, 1)]
+    return layers, 512
+
+
+def _bp_cnn() -> tuple[list[nn.Module], int]:
+    """Retsinas et al. (2022): conv7x7/32 stride (4,2), [2x64, M, 4x128, M, 4x256]."""
+    layers: list[nn.Module] = [ConvBNReLU(1, 32, kernel=7, stride=(4, 2))]
+    layers += [BasicBlock(32, 64), BasicBlock(64, 64), MaxPool(2, 2)]
+    layers += [BasicBlock(64, 128)] + [BasicBlock(128, 128) for _ in range(3)] + [MaxPool(2, 2)]
+    layers += [BasicBlock(128, 256)] + [BasicBlock(256, 256) for _ in range(3)]
+    return layers, 256
+
+
+_CNNS = {"small": _small_cnn, "resnet": _resnet_cnn, "bp": _bp_cnn}
+
+
+class Encoder(nn.Module):
+    """CNN -> column max over height -> optional BiLSTM. Returns frames and their counts."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        if cfg.preset not in _CNNS:
+            raise ValueError(f"unknown encoder preset {cfg.preset!r}; use one of {PRESETS}")
+        if cfg.height % 16:
+            raise ValueError(f"encoder height must be a multiple of 16, got {cfg.height}")
+        self.cfg = cfg
+        layers, cnn_dim = _CNNS[cfg.preset]()
+        self.cnn = nn.ModuleList(layers)
+        self.cnn_dim = cnn_dim
+        # The product of horizontal strides: T = ceil(width / wstride).
+        self.wstride = 1
+        for layer in layers:
+            self.wstride *= getattr(layer, "wstride", 1)
+        default_layers, default_hidden = _LSTM_DEFAULTS[cfg.preset]
+        n_layers = default_layers if cfg.lstm_layers is None else cfg.lstm_layers
+        hidden = default_hidden if cfg.lstm_hidden is None else cfg.lstm_hidden
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.lstm: nn.LSTM | None = None
+        if n_layers > 0:
+            self.lstm = nn.LSTM(cnn_dim, hidden, n_layers, batch_first=True, bidirectional=True,
+                                dropout=cfg.dropout if n_layers > 1 else 0.0)
+        self.out_dim = 2 * hidden if self.lstm is not None else cnn_dim
+
+    def frame_lengths(self, widths: torch.Tensor) -> torch.Tensor:
+        """Frames per sample: ceil(width / horizontal stride), at least 1.
+
+        Pretexts and decoders use this to know how many frames are real without running the
+        network (e.g. to skip lines too short for their text before a CTC loss).
+        """
+        return _ceil_div(widths.long().clamp(min=1), self.wstride)
+
+    def _cnn(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if images.shape[-2] % 16:
+            raise ValueError(f"image height must be a multiple of 16, got {images.shape[-2]}")
+        x = 1.0 - images  # ink -> 1, white paper and padding -> 0
+        pad = -x.shape[-1] % self.wstride  # whole strides so every frame sees a full window
+        if pad:
+            x = F.pad(x, (0, pad))
+        lengths = widths.long().clamp(1, images.shape[-1])
+        x = mask_columns(x, lengths)
+        for layer in self.cnn:
+            x, lengths = layer(x, lengths)
+        return x, lengths
+
+    def feature_map(self, images: torch.Tensor, widths: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """The CNN map (B, C, H/16, ceil(W/stride)) before the height collapse (for heat maps)."""
+        if widths is None:
+            widths = torch.full((images.shape[0],), images.shape[-1], device=images.device)
+        return self._cnn(images, widths)[0]
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 1, H, W) in [0, 1], white = 1 -> frames (B, T, out_dim), lengths (B,).
+
+        Frames at or beyond a sample's length are zero; the BiLSTM is packed so it never reads
+        them, which keeps a line's frames independent of what it was batched with.
+        """
+        fmap, lengths = self._cnn(images, widths)
+        frames = fmap.amax(dim=2).transpose(1, 2)  # (B, T, C): column max-pool over height
+        if self.lstm is None:
+            return frames, lengths
+        total = frames.shape[1]
+        packed = pack_padded_sequence(self.dropout(frames), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+        return out, lengths
+
+
+def build_encoder(cfg: EncoderConfig) -> Encoder:
+    """Build the encoder a config names (kept as a function so callers never touch presets)."""
+    return Encoder(cfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,149 @@
+"""Decoder heads and losses: attention masking, CTC skip logic, hybrid loss, beam search."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from htr_ssl.data.alphabet import Alphabet
+from htr_ssl.models.decoders import (
+    AttentionDecoder,
+    CTCHead,
+    RecognizerConfig,
+    attention_loss,
+    build_recognizer,
+    ctc_loss,
+    ctc_min_frames,
+)
+from htr_ssl.models.encoders import EncoderConfig
+
+N_CHARS = 6
+SOS, EOS, V = N_CHARS + 1, N_CHARS + 2, N_CHARS + 3
+
+
+def _decoder() -> AttentionDecoder:
+    torch.manual_seed(0)
+    return AttentionDecoder(enc_dim=16, n_classes=V, sos=SOS, eos=EOS, hidden=32, emb=8,
+                            max_len=12).eval()
+
+
+def test_attention_weights_sum_to_one_and_respect_lengths() -> None:
+    dec = _decoder()
+    frames = torch.randn(3, 10, 16)
+    lengths = torch.tensor([10, 6, 1])
+    targets = torch.tensor([[1, 2, 3], [4, 5, 0], [0, 0, 0]])
+    target_lengths = torch.tensor([3, 2, 0])
+    logits, weights = dec(frames, lengths, targets, target_lengths)
+    assert logits.shape == (3, 4, V)
+    assert weights.shape == (3, 4, 10)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4))
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.all(weights[i, :, n:] == 0)
+    loss = attention_loss(logits, targets, target_lengths, EOS)
+    assert torch.isfinite(loss)
+
+
+def test_attention_loss_targets_are_text_then_eos() -> None:
+    """Logits that put all mass on text + <eos> give (almost) zero loss."""
+    targets = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    target_lengths = torch.tensor([2, 1])
+    gold = torch.tensor([[1, 2, EOS, 0], [3, EOS, 0, 0]])
+    logits = torch.nn.functional.one_hot(gold, V).float() * 50
+    assert attention_loss(logits, targets, target_lengths, EOS) < 1e-6
+
+
+def test_beam_search_with_one_beam_equals_greedy() -> None:
+    dec = _decoder()
+    frames = torch.randn(3, 9, 16)
+    lengths = torch.tensor([9, 5, 2])
+    greedy_ids, greedy_w = dec.greedy(frames, lengths)
+    beam_ids, beam_w = dec.beam_search(frames, lengths, beam=1)
+    assert beam_ids == greedy_ids
+    for g, b, n in zip(greedy_w, beam_w, lengths.tolist(), strict=True):
+        assert g.shape == b.shape and g.shape[-1] == n
+        torch.testing.assert_close(g, b, atol=1e-5, rtol=1e-4)
+    wide_ids, _ = dec.beam_search(frames, lengths, beam=4)
+    assert all(len(ids) <= dec.max_len for ids in wide_ids)
+
+
+def test_ctc_min_frames_counts_repeats() -> None:
+    targets = torch.tensor([[1, 1, 2, 2, 2], [1, 2, 3, 0, 0], [3, 3, 0, 0, 0]])
+    lengths = torch.tensor([5, 3, 1])  # the last one's padded repeat must not count
+    assert ctc_min_frames(targets, lengths).tolist() == [8, 3, 1]
+
+
+def test_ctc_loss_skips_too_short_samples() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, V - 2, requires_grad=True)
+    lengths = torch.tensor([5, 2, 4])
+    targets = torch.tensor([[1, 2, 3], [1, 2, 3], [1, 1, 1]])  # needs 3, 3 and 5 frames
+    target_lengths = torch.tensor([3, 3, 3])
+    loss, valid = ctc_loss(logits, lengths, targets, target_lengths)
+    assert valid.tolist() == [True, False, False]
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    assert torch.all(logits.grad[1:] == 0)
+    alone, _ = ctc_loss(logits[:1], lengths[:1], targets[:1], target_lengths[:1])
+    torch.testing.assert_close(loss, alone)
+
+
+def test_ctc_loss_with_no_valid_sample_is_zero_not_nan() -> None:
+    logits = torch.randn(2, 2, 5, requires_grad=True)
+    loss, valid = ctc_loss(logits, torch.tensor([2, 2]), torch.tensor([[1, 2, 3]] * 2),
+                           torch.tensor([3, 3]))
+    assert not valid.any() and loss.item() == 0.0
+    loss.backward()
+
+
+def test_ctc_loss_in_bf16_autocast_is_fp32() -> None:
+    head = CTCHead(16, V - 2)
+    frames = torch.randn(2, 8, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(frames)
+        loss, _ = ctc_loss(logits, torch.tensor([8, 8]), torch.tensor([[1, 2], [3, 3]]),
+                           torch.tensor([2, 2]))
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 32, 64)
+    widths = torch.tensor([64, 9])  # the second line has 3 frames for 4 characters
+    targets = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])
+    return images, widths, targets, torch.tensor([4, 4])
+
+
+def test_hybrid_loss_is_weighted_sum(batch: tuple[torch.Tensor, ...]) -> None:
+    alphabet = Alphabet(tuple("abcdef"))
+    cfg = RecognizerConfig(EncoderConfig("small", 32, lstm_layers=1, dropout=0.0),
+                           decoder="hybrid", hybrid_ctc_weight=0.3, attn_hidden=32,
+                           attn_emb=8, max_len=8, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_recognizer(cfg, alphabet).eval()
+    loss, metrics = model.loss(*batch)
+    assert metrics["skipped"] == 1
+    expected = 0.3 * metrics["ctc_loss"] + 0.7 * metrics["attn_loss"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    for mode in ("ctc", "attention"):
+        pred = model.predict(batch[0], batch[1], mode=mode)
+        assert len(pred.ids) == 2
+    pred = model.predict(batch[0], batch[1], mode="attention", beam=3)
+    assert pred.attention is not None
+    assert all(w.shape[0] == len(ids) for w, ids in zip(pred.attention, pred.ids, strict=True))
+
+
+@pytest.mark.parametrize("decoder", ["ctc", "attention"])
+def test_single_head_recognizers(decoder: str, batch: tuple[torch.Tensor, ...]) -> None:
+    cfg = RecognizerConfig(EncoderConfig("small", 32, lstm_layers=1), decoder=decoder,
+                           attn_hidden=32, attn_emb=8, max_len=8)
+    model = build_recognizer(cfg, 6)
+    loss, metrics = model.loss(*batch)
+    assert torch.isfinite(loss) and "skipped" in metrics
+    other = "attention" if decoder == "ctc" else "ctc"
+    with pytest.raises(ValueError, match=other):
+        model.predict(batch[0], batch[1], mode=other)
