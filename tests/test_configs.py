@@ -11,7 +11,7 @@ from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.readers import READERS
 from htr_ssl.eval.evaluate import DecodeConfig
-from htr_ssl.models.decoders import build_recognizer
+from htr_ssl.models.recognizer import build_recognizer
 
 GROUPS = Path(CONFIG_DIR)
 MODELS = sorted(p.stem for p in (GROUPS / "model").glob("*.yaml"))

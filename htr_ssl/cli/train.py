@@ -11,8 +11,8 @@ from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, u
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.eval.metrics import MetricConfig
-from htr_ssl.models.decoders import RecognizerConfig
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.recognizer import RecognizerConfig
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
 from htr_ssl.train.loop import TrainerConfig
 

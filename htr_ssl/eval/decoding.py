@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from htr_ssl.data.alphabet import Alphabet
-from htr_ssl.models.decoders import ctc_greedy
+from htr_ssl.models.ctc import ctc_greedy
 
 log = logging.getLogger(__name__)
 

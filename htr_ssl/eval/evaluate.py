@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
-from htr_ssl.models.decoders import Recognizer
+from htr_ssl.models.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
-from htr_ssl.models.decoders import Recognizer, RecognizerConfig, build_recognizer
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import init_from_env
 from htr_ssl.train.loop import TrainerConfig, fit

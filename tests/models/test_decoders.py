@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from htr_ssl.data.alphabet import Alphabet
-from htr_ssl.models.decoders import (
-    AttentionDecoder,
-    CTCHead,
-    RecognizerConfig,
-    attention_loss,
-    build_recognizer,
-    ctc_loss,
-    ctc_min_frames,
-)
+from htr_ssl.models.attention import AttentionDecoder, attention_loss
+from htr_ssl.models.ctc import CTCHead, ctc_loss, ctc_min_frames
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 
 N_CHARS = 6
 SOS, EOS, V = N_CHARS + 1, N_CHARS + 2, N_CHARS + 3

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from htr_ssl.data.alphabet import Alphabet
-from htr_ssl.models.decoders import RecognizerConfig, build_recognizer
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 
 TEXTS = ["hello world", "abc", "quick fox", "jumps"]
 HEIGHT = 32

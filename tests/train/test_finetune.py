@@ -9,8 +9,8 @@ from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.eval.evaluate import evaluate
-from htr_ssl.models.decoders import RecognizerConfig
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.recognizer import RecognizerConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import (
     FinetuneConfig,

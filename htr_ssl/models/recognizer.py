@@ -1,0 +1,148 @@
+"""The Recognizer: one encoder with a CTC head, an attention decoder, or both ("hybrid").
+
+The hybrid trains a CTC loss on the same frames as an auxiliary, in the spirit of the CTC
+shortcut of Retsinas et al. 2022, and decodes with either head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from htr_ssl.models.attention import AttentionDecoder, attention_loss
+from htr_ssl.models.ctc import CTCHead, ctc_greedy, ctc_loss
+from htr_ssl.models.encoders import EncoderConfig, build_encoder
+
+if TYPE_CHECKING:
+    from htr_ssl.data.alphabet import Alphabet
+
+DECODERS = ("ctc", "attention", "hybrid")
+
+
+@dataclass
+class RecognizerConfig:
+    """Encoder + decoder kind. ``hybrid`` trains both heads: w * ctc + (1 - w) * attention."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: str = "ctc"
+    hybrid_ctc_weight: float = 0.5
+    attn_hidden: int = 256
+    attn_emb: int = 64
+    max_len: int = 128
+    dropout: float = 0.1
+
+
+@dataclass
+class Prediction:
+    """Decoded ids per sample; attention weights (len(ids), T_i) per sample when attention decoded.
+
+    ``ctc_logits``/``lengths`` are kept for CTC decodes so a lexicon/LM beam decoder
+    (``htr_ssl.eval.decoding.CTCBeamDecoder``) can re-decode without a second forward pass.
+    """
+
+    ids: list[list[int]]
+    attention: list[torch.Tensor] | None = None
+    ctc_logits: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+
+
+class Recognizer(nn.Module):
+    """An Encoder with a CTC head, an attention decoder, or both."""
+
+    def __init__(self, cfg: RecognizerConfig, n_chars: int) -> None:
+        super().__init__()
+        if cfg.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
+        self.cfg = cfg
+        self.n_chars = n_chars
+        self.sos, self.eos = n_chars + 1, n_chars + 2
+        self.encoder = build_encoder(cfg.encoder)
+        dim = self.encoder.out_dim
+        self.ctc: CTCHead | None = None
+        self.attention: AttentionDecoder | None = None
+        if cfg.decoder in ("ctc", "hybrid"):
+            self.ctc = CTCHead(dim, n_chars + 1, cfg.dropout)
+        if cfg.decoder in ("attention", "hybrid"):
+            self.attention = AttentionDecoder(dim, n_chars + 3, self.sos, self.eos,
+                                              cfg.attn_hidden, cfg.attn_emb, cfg.max_len,
+                                              cfg.dropout)
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames (B, T, C) and their counts."""
+        return self.encoder(images, widths)
+
+    def ctc_logits(self, images: torch.Tensor, widths: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC scores (B, T, n_chars + 1) and frame counts, for external (LM) decoding."""
+        if self.ctc is None:
+            raise ValueError("this recognizer has no CTC head (decoder='attention')")
+        frames, lengths = self.encoder(images, widths)
+        return self.ctc(frames), lengths
+
+    def loss(
+        self,
+        images: torch.Tensor,
+        widths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss and metrics: loss, ctc_loss / attn_loss, skipped (CTC-unalignable)."""
+        frames, lengths = self.encoder(images, widths)
+        metrics: dict[str, float] = {}
+        parts: list[tuple[float, torch.Tensor]] = []
+        w = self.cfg.hybrid_ctc_weight if self.cfg.decoder == "hybrid" else 1.0
+        if self.ctc is not None:
+            loss_ctc, valid = ctc_loss(self.ctc(frames), lengths, targets, target_lengths)
+            metrics["ctc_loss"] = float(loss_ctc.detach())
+            metrics["skipped"] = int((~valid).sum())
+            parts.append((w, loss_ctc))
+        if self.attention is not None:
+            logits, _ = self.attention(frames, lengths, targets, target_lengths)
+            loss_attn = attention_loss(logits, targets, target_lengths, self.eos)
+            metrics["attn_loss"] = float(loss_attn.detach())
+            metrics.setdefault("skipped", 0)
+            parts.append((1.0 - w if self.ctc is not None else 1.0, loss_attn))
+        loss = sum((weight * part for weight, part in parts), torch.zeros((), device=frames.device))
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images: torch.Tensor,
+        widths: torch.Tensor,
+        mode: str | None = None,
+        beam: int = 1,
+        max_len: int | None = None,
+    ) -> Prediction:
+        """Decode a batch. mode: "ctc" (greedy best path) or "attention" (greedy if beam == 1,
+        else length-normalised beam search); default: attention when the model has it.
+
+        Call ``model.eval()`` first: BatchNorm and dropout in train mode change the reading.
+        """
+        mode = mode or ("attention" if self.attention is not None else "ctc")
+        frames, lengths = self.encoder(images, widths)
+        if mode == "ctc":
+            if self.ctc is None:
+                raise ValueError("mode='ctc' needs a CTC head (decoder='ctc' or 'hybrid')")
+            logits = self.ctc(frames).float()
+            return Prediction(ctc_greedy(logits, lengths), ctc_logits=logits, lengths=lengths)
+        if mode == "attention":
+            if self.attention is None:
+                raise ValueError("mode='attention' needs decoder='attention' or 'hybrid'")
+            if beam > 1:
+                ids, weights = self.attention.beam_search(frames, lengths, beam, max_len)
+            else:
+                ids, weights = self.attention.greedy(frames, lengths, max_len)
+            return Prediction(ids, attention=weights)
+        raise ValueError(f"unknown decoding mode {mode!r}; use 'ctc' or 'attention'")
+
+
+def build_recognizer(cfg: RecognizerConfig, alphabet: Alphabet | int) -> Recognizer:
+    """Build a Recognizer for an Alphabet (or a plain number of characters)."""
+    n_chars = alphabet if isinstance(alphabet, int) else len(alphabet)
+    return Recognizer(cfg, n_chars)
