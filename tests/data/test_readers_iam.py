@@ -16,15 +16,15 @@ LINES = """\
 # format: a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from
 #
 a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from
-a01-000u-01 err 156 19 395 932 1850 105 nominating|any|more|Labour
+a01-000u-01 er 156 19 395 932 1850 105 nominating|any|more|Labour
 a01-000x-00 ok 182 25 375 705 1797 89 A|MOVE|to|stop
 b02-100-00 ok 170 10 300 700 1500 90 unlisted|form
 """
 WORDS = """\
-# format: a01-000u-00-00 ok 154 408 768 27 51 AT A
-a01-000u-00-00 ok 154 408 768 27 51 AT A
-a01-000u-00-01 ok 154 507 766 213 48 NN MOVE it
-a01-000u-00-02 err 154 796 764 70 50 TO to
+# format: a01-000u-00-00 ok 154 1 408 768 27 51 AT A
+a01-000u-00-00 ok 154 1 408 768 27 51 AT A
+a01-000u-00-01 ok 154 1 507 766 213 48 NN MOVE it
+a01-000u-00-02 er 154 1 796 764 70 50 TO to
 """
 FORMS = "# forms.txt\na01-000u 000 2 prt 7 5 52 36\nb02-100 042 2 prt 7 5 52 36\n"
 
@@ -52,7 +52,7 @@ def _iam(root: Path, write_image, splits: bool = True) -> Path:
 
 def test_lines_text_writer_split(tmp_path: Path, write_image) -> None:
     samples = {s.id: s for s in read_iam(_iam(tmp_path, write_image))}
-    # err row dropped, b02-100 is in no split list and is dropped too
+    # 'er' row dropped, b02-100 is in no split list and is dropped too
     assert set(samples) == {"a01-000u-00", "a01-000x-00"}
     first = samples["a01-000u-00"]
     assert first.text == "A MOVE to stop Mr. Gaitskell from"
@@ -80,7 +80,7 @@ def test_split_dir(tmp_path: Path, write_image) -> None:
         read_iam(root, split_dir=tmp_path / "nowhere")
 
 
-def test_words_text_keeps_spaces_after_field_8(tmp_path: Path, write_image) -> None:
+def test_words_have_ten_fields_and_text_keeps_spaces(tmp_path: Path, write_image) -> None:
     samples = {s.id: s for s in read_iam(_iam(tmp_path, write_image), granularity="words")}
     assert set(samples) == {"a01-000u-00-00", "a01-000u-00-01"}
     assert samples["a01-000u-00-01"].text == "MOVE it"
@@ -104,6 +104,16 @@ def test_malformed_row_names_file_and_line(tmp_path: Path, write_image) -> None:
     root = _iam(tmp_path, write_image)
     (root / "ascii" / "lines.txt").write_text(LINES + "a01-000u-02 ok 154 19\n")
     with pytest.raises(DatasetFormatError, match=r"lines\.txt:8"):
+        read_iam(root)
+
+
+def test_flag_spellings(tmp_path: Path, write_image) -> None:
+    root = _iam(tmp_path, write_image)
+    lines = (root / "ascii" / "lines.txt").read_text()
+    (root / "ascii" / "lines.txt").write_text(lines.replace("a01-000u-01 er ", "a01-000u-01 err "))
+    assert len(read_iam(root, keep_err=False)) == 2
+    (root / "ascii" / "lines.txt").write_text(lines.replace("a01-000u-01 er ", "a01-000u-01 bad "))
+    with pytest.raises(DatasetFormatError, match=r"lines\.txt:5: segmentation flag"):
         read_iam(root)
 
 

@@ -1,8 +1,12 @@
 """IAM Handwriting Database 3.0, read from `ascii/*.txt` exactly as distributed.
 
-Rows are split on the first 8 spaces only, so the transcription (the 9th field) keeps any
-spaces it has; in lines.txt `|` stands for a space. Writers come from `ascii/forms.txt`, else
-from `xml/<form>.xml`. Aachen `*.uttlist` files (form ids) give train/val/test when present.
+Rows are split on their fixed fields only, so the transcription (the last field) keeps any
+spaces it has: lines.txt has 8 fields before it (id, flag, graylevel, components, x, y, w, h),
+words.txt 9 (id, flag, graylevel, components, x, y, w, h, tag), as in the files' own headers
+(`a01-000u-00-00 ok 154 1 408 768 27 51 AT A`). In lines.txt `|` stands for a space. The
+segmentation flag is `ok` or `er` (some documentation writes `err`; both are accepted).
+Writers come from `ascii/forms.txt`, else from `xml/<form>.xml`. Aachen `*.uttlist` files
+(form ids) give train/val/test when present.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ log = logging.getLogger(__name__)
 
 README = "datasets/iam/README.md"
 SPLIT_FILES = {"train": "train.uttlist", "val": "validation.uttlist", "test": "test.uttlist"}
-FIELDS = 9  # id, flag, graylevel, (components,) x, y, w, h, (tag,) text
+FIELDS = {"lines": 9, "words": 10}  # including the transcription
+BAD_FLAGS = ("er", "err")
 
 
 def form_of(sample_id: str) -> str:
@@ -56,14 +61,15 @@ def read_iam(
 
 def _read_table(root: Path, table: Path, granularity: str, keep_err: bool) -> list[Sample]:
     samples, n_err = [], 0
+    n_fields = FIELDS[granularity]
     for lineno, row in data_rows(table):
-        fields = row.split(" ", FIELDS - 1)
-        if len(fields) < FIELDS:
-            raise format_error(table, lineno, f"expected {FIELDS} space-separated fields", row)
+        fields = row.split(" ", n_fields - 1)
+        if len(fields) < n_fields:
+            raise format_error(table, lineno, f"expected {n_fields} space-separated fields", row)
         sid, flag, text = fields[0], fields[1], fields[-1]
-        if flag not in ("ok", "err"):
-            raise format_error(table, lineno, f"segmentation flag must be ok/err, got {flag!r}")
-        if flag == "err" and not keep_err:
+        if flag != "ok" and flag not in BAD_FLAGS:
+            raise format_error(table, lineno, f"segmentation flag must be ok/er, got {flag!r}")
+        if flag in BAD_FLAGS and not keep_err:
             n_err += 1
             continue
         if granularity == "lines":
@@ -74,7 +80,7 @@ def _read_table(root: Path, table: Path, granularity: str, keep_err: bool) -> li
         image = root / granularity / parts[0] / form_of(sid) / f"{sid}.png"
         samples.append(Sample(id=sid, image_path=image, text=text.strip()))
     if n_err:
-        log.info("IAM: dropped %d %s flagged 'err' (keep_err=False)", n_err, granularity)
+        log.info("IAM: dropped %d %s flagged 'er' (keep_err=False)", n_err, granularity)
     return samples
 
 
