@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import to_dataclass
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.data.synthetic import GenerateConfig, format_table, generate
+from htr_ssl.data.stats import format_table
+from htr_ssl.data.synthetic import GenerateConfig, generate
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
