@@ -121,6 +121,22 @@ class Alphabet:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def report_oov(samples: Sequence[Sample], alphabet: Alphabet, what: str) -> dict[str, int]:
+    """Warn about characters a model with this alphabet can never output (they will count as
+    errors). Evaluation needs no target ids, so this is a warning, not an error."""
+    counts: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    for s in samples:
+        for c in alphabet.missing(s.text):
+            counts[c] += 1
+            example.setdefault(c, s.id)
+    if counts:
+        log.warning("%s: %d characters are not in the alphabet and can never be recognized "
+                    "(they count as errors): %s", what, len(counts), ", ".join(
+                        f"{c!r} ({n} samples, e.g. {example[c]})" for c, n in counts.most_common()))
+    return dict(counts)
+
+
 def apply_oov_policy(
     samples: Sequence[Sample],
     alphabet: Alphabet,

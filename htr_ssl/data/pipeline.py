@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from htr_ssl.data.alphabet import Alphabet, apply_oov_policy
+from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate
 from htr_ssl.data.sampler import EpochSampler
@@ -97,11 +97,10 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
         raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no training samples")
     train = label_subset(train_all, _labels_amount(cfg.labels), cfg.label_seed)
     alphabet = alphabet or Alphabet.from_texts(s.text for s in train_all)
-    policy = {"policy": cfg.oov, "replacement": cfg.oov_map}
     prepared = Prepared(
-        train=apply_oov_policy(train, alphabet, **policy),
-        val=apply_oov_policy(select(samples, "val"), alphabet, **policy),
-        test=apply_oov_policy(select(samples, "test"), alphabet, **policy),
+        train=apply_oov_policy(train, alphabet, cfg.oov, cfg.oov_map),
+        val=eval_split(select(samples, "val"), alphabet, cfg, "val"),
+        test=eval_split(select(samples, "test"), alphabet, cfg, "test"),
         alphabet=alphabet,
     )
     log.info("%s: %d labeled train (of %d), %d val, %d test, %d symbols", cfg.name,
@@ -113,6 +112,16 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
     return prepared
 
 
+def eval_split(samples: list[Sample], alphabet: Alphabet, cfg: DataConfig,
+                name: str) -> list[Sample]:
+    """Evaluation keeps the true references: unknown characters are reported (and count as
+    errors) unless the user asked to drop or map them."""
+    if cfg.oov == "error":
+        report_oov(samples, alphabet, f"{cfg.name} {name} split")
+        return samples
+    return apply_oov_policy(samples, alphabet, cfg.oov, cfg.oov_map)
+
+
 def make_loader(
     samples: list[Sample],
     alphabet: Alphabet | None,
@@ -122,10 +131,11 @@ def make_loader(
     rank: int = 0,
     world: int = 1,
 ) -> DataLoader:
-    """A DataLoader over `samples`: augmented and shuffled by EpochSampler when `train`."""
+    """A DataLoader over `samples`: augmented, shuffled and with encoded targets when `train`;
+    evaluation loaders carry only the reference texts (which may hold unknown characters)."""
     augment = as_callable(build_augment(cfg.augment)) if train else None
-    dataset = TextImageDataset(samples, alphabet, cfg.height, augment, cfg.max_width,
-                               cfg.strict_images)
+    dataset = TextImageDataset(samples, alphabet if train else None, cfg.height, augment,
+                               cfg.max_width, cfg.strict_images)
     sampler = EpochSampler(len(samples), seed=seed, shuffle=train, rank=rank, world=world)
     return DataLoader(
         dataset,

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError, apply_oov_policy
+from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError, apply_oov_policy, report_oov
 from htr_ssl.data.sample import Sample
 
 
@@ -55,3 +55,9 @@ def test_oov_drop_and_map(caplog):
     assert [s.text for s in apply_oov_policy(samples, a, "map")] == ["abc", "ab"]
     with pytest.raises(ValueError, match="unknown oov policy"):
         apply_oov_policy(samples, a, "ignore")
+
+
+def test_report_oov_counts_and_names(caplog):
+    a = Alphabet.from_texts(["abc"])
+    assert report_oov([_s(0, "abx"), _s(1, "xxz"), _s(2, "abc")], a, "test") == {"x": 2, "z": 1}
+    assert "'x' (2 samples, e.g. s0)" in caplog.text

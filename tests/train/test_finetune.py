@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
-from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
+from htr_ssl.data.pipeline import DataConfig, eval_split, make_loader, prepare
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.eval.evaluate import evaluate
 from htr_ssl.models.encoders import EncoderConfig
@@ -74,7 +74,15 @@ def test_frozen_mode_keeps_encoder_and_full_mode_changes_it(tiny_lines, tmp_path
     assert any(not torch.equal(full[k], v) for k, v in enc.items())
 
 
-def test_alphabet_that_does_not_cover_the_data_names_characters(tiny_lines):
+def test_alphabet_that_does_not_cover_the_data_names_characters(tiny_lines, caplog):
+    small = Alphabet(tuple("abcdefghijklmnopqrstuvw "))  # the data also has x and y
+    cfg = DataConfig(name="folder", root=str(tiny_lines), height=32)
     with pytest.raises(OutOfAlphabetError, match=r"'x': \d+ samples, e\.g\. \d{3}"):
-        prepare(DataConfig(name="folder", root=str(tiny_lines), height=32), None,
-                Alphabet(tuple("abcdefghijklmnopqrstuvw ")))
+        prepare(cfg, None, small)
+    # evaluation keeps its true references and says which characters cannot be recognized
+    test = prepare(cfg, None, Alphabet.from_texts(["abcdefghijklmnopqrstuvwxy "])).test
+    kept = eval_split(test, small, cfg, "test")
+    assert kept == test
+    assert "'x'" in caplog.text and "can never be recognized" in caplog.text
+    dropped = eval_split(test, small, DataConfig(oov="drop"), "test")
+    assert all("x" not in s.text and "y" not in s.text for s in dropped)
