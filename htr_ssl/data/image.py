@@ -14,6 +14,15 @@ class ImageReadError(RuntimeError):
     """An image that is missing or cannot be decoded; carries the path in its message."""
 
 
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header alone, or None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError:
+        return None
+
+
 def load_gray(
     path: Path,
     bbox: tuple[int, int, int, int] | None = None,

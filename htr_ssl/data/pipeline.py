@@ -47,6 +47,7 @@ class DataConfig:
     batch_size: int = 16
     eval_batch_size: int = 32
     num_workers: int = 0
+    bucket: bool = True
     strict_images: bool = False
     word_images: bool = False
 
@@ -136,10 +137,13 @@ def make_loader(
     augment = as_callable(build_augment(cfg.augment)) if train else None
     dataset = TextImageDataset(samples, alphabet if train else None, cfg.height, augment,
                                cfg.max_width, cfg.strict_images)
-    sampler = EpochSampler(len(samples), seed=seed, shuffle=train, rank=rank, world=world)
+    batch_size = cfg.batch_size if train else cfg.eval_batch_size
+    widths = [s.aspect() for s in samples] if cfg.bucket else None
+    sampler = EpochSampler(len(samples), seed=seed, shuffle=train, rank=rank, world=world,
+                           widths=widths, batch_size=batch_size)
     return DataLoader(
         dataset,
-        batch_size=cfg.batch_size if train else cfg.eval_batch_size,
+        batch_size=batch_size,
         sampler=sampler,
         collate_fn=collate,
         num_workers=cfg.num_workers,

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from htr_ssl.data.alphabet import Alphabet
-from htr_ssl.data.image import ImageReadError, load_gray, resize_to_height
+from htr_ssl.data.image import ImageReadError, image_size, load_gray, resize_to_height
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,17 @@ class Sample:
     split: str = ""
     bbox: tuple[int, int, int, int] | None = None
     polygon: tuple[Point, ...] | None = field(default=None, repr=False)
+
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) as stored, without decoding pixels; None if unreadable."""
+        if self.bbox is not None:
+            return self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]
+        return image_size(self.image_path)
+
+    def aspect(self) -> float:
+        """Width / height (0 if unreadable): the width after height normalization, per pixel."""
+        size = self.size()
+        return size[0] / max(size[1], 1) if size else 0.0
 
     def load(self) -> np.ndarray:
         """Grayscale uint8 pixels of this sample (cropped and masked if it lives on a page)."""
@@ -119,15 +130,21 @@ class TextImageDataset(Dataset):
         }
 
 
-def collate(items: Sequence[dict | None]) -> Batch:
-    """Pad to the widest image (white) and longest target; drop unreadable (None) items."""
+def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
+    """Pad to the widest image (white) and longest target; drop unreadable (None) items.
+
+    The padded width is rounded up to `width_multiple` so that batches share a few shapes:
+    oneDNN and cuDNN build kernels per input shape, and a new width every step costs more
+    than the extra padding.
+    """
     kept = [it for it in items if it is not None]
     if not kept:
         raise ImageReadError("every image in this batch was unreadable; see the warnings above")
     height = kept[0]["image"].shape[0]
     widths = torch.tensor([it["image"].shape[1] for it in kept], dtype=torch.long)
     lengths = torch.tensor([len(it["target"]) for it in kept], dtype=torch.long)
-    images = torch.ones(len(kept), 1, height, int(widths.max()), dtype=torch.float32)
+    padded = -(-int(widths.max()) // width_multiple) * width_multiple
+    images = torch.ones(len(kept), 1, height, padded, dtype=torch.float32)
     targets = torch.zeros(len(kept), max(int(lengths.max()), 1), dtype=torch.long)
     for i, it in enumerate(kept):
         images[i, 0, :, : widths[i]] = it["image"].float() / 255.0

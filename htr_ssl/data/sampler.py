@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -16,13 +16,22 @@ class EpochSampler(Sampler[tuple[int, int]]):
     resumed run has already consumed in this epoch. With `world > 1` each rank takes every
     world-th item of the same permutation (padded by wrap-around so ranks get equal counts),
     which replaces DistributedSampler.
+
+    Given `widths` (e.g. aspect ratios) and `batch_size`, items are bucketed: each window of
+    `pool` batches is sorted by width and cut into batches whose order is then shuffled, so a
+    batch pads little (text lines vary 5x in width) while epochs stay random. Without shuffle,
+    the whole set is sorted by width.
     """
 
     def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0,
-                 world: int = 1) -> None:
+                 world: int = 1, widths: Sequence[float] | None = None, batch_size: int = 1,
+                 pool: int = 50) -> None:
         if n <= 0:
             raise ValueError("cannot sample from an empty dataset")
+        if widths is not None and len(widths) != n:
+            raise ValueError(f"{len(widths)} widths for {n} items")
         self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.widths, self.batch_size, self.pool = widths, batch_size * world, pool
         self.epoch = 0
         self.start = 0
 
@@ -30,14 +39,30 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.epoch, self.start = epoch, start
 
     def _order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
+        if self.widths is not None:
+            order = self._bucket(order, g)
         per_rank = math.ceil(self.n / self.world)
         order += order[: per_rank * self.world - self.n]
         return order[self.rank :: self.world]
+
+    def _bucket(self, order: list[int], g: torch.Generator) -> list[int]:
+        w = self.widths
+        if not self.shuffle:
+            return sorted(order, key=lambda i: w[i])
+        window = self.batch_size * self.pool
+        out: list[int] = []
+        for lo in range(0, len(order), window):
+            chunk = sorted(order[lo : lo + window], key=lambda i: w[i])
+            batches = [chunk[k : k + self.batch_size] for k in range(0, len(chunk),
+                                                                    self.batch_size)]
+            for b in torch.randperm(len(batches), generator=g).tolist():
+                out += batches[b]
+        return out
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         base = (self.seed * 1_000_003 + self.epoch) * 10_000_019

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PIL import Image
-
 from htr_ssl.data.sample import Sample
 
 COLUMNS = ("samples", "writers", "words", "chars", "symbols", "mean_chars", "mean_width")
-
-
-def _width(sample: Sample) -> int | None:
-    if sample.bbox is not None:
-        return sample.bbox[2] - sample.bbox[0]
-    try:
-        with Image.open(sample.image_path) as im:  # reads the header only
-            return im.width
-    except OSError:
-        return None
 
 
 def sample_stats(samples: Sequence[Sample], widths: bool = True) -> dict:
@@ -26,7 +14,8 @@ def sample_stats(samples: Sequence[Sample], widths: bool = True) -> dict:
 
     def summary(group: Sequence[Sample]) -> dict:
         chars = sum(len(s.text) for s in group)
-        ws = [w for w in map(_width, group) if w is not None] if widths else []
+        sizes = [s.size() for s in group] if widths else []
+        ws = [size[0] for size in sizes if size is not None]
         return {
             "samples": len(group),
             "writers": len({s.writer for s in group if s.writer}),

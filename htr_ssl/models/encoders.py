@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from htr_ssl.models.bilstm import BiLSTM
 
 PRESETS = ("small", "resnet", "bp")
 
@@ -160,7 +161,8 @@ class Encoder(nn.Module):
             raise ValueError(f"encoder height must be a multiple of 16, got {cfg.height}")
         self.cfg = cfg
         layers, cnn_dim = _CNNS[cfg.preset]()
-        self.cnn = nn.ModuleList(layers)
+        # channels-last is 2x faster for these convs with oneDNN (CPU) and cuDNN (bf16)
+        self.cnn = nn.ModuleList(layers).to(memory_format=torch.channels_last)
         self.cnn_dim = cnn_dim
         # The product of horizontal strides: T = ceil(width / wstride).
         self.wstride = 1
@@ -170,10 +172,9 @@ class Encoder(nn.Module):
         n_layers = default_layers if cfg.lstm_layers is None else cfg.lstm_layers
         hidden = default_hidden if cfg.lstm_hidden is None else cfg.lstm_hidden
         self.dropout = nn.Dropout(cfg.dropout)
-        self.lstm: nn.LSTM | None = None
+        self.lstm: BiLSTM | None = None
         if n_layers > 0:
-            self.lstm = nn.LSTM(cnn_dim, hidden, n_layers, batch_first=True, bidirectional=True,
-                                dropout=cfg.dropout if n_layers > 1 else 0.0)
+            self.lstm = BiLSTM(cnn_dim, hidden, n_layers, cfg.dropout if n_layers > 1 else 0.0)
         self.out_dim = 2 * hidden if self.lstm is not None else cnn_dim
 
     def frame_lengths(self, widths: torch.Tensor) -> torch.Tensor:
@@ -192,7 +193,7 @@ class Encoder(nn.Module):
         if pad:
             x = F.pad(x, (0, pad))
         lengths = widths.long().clamp(1, images.shape[-1])
-        x = mask_columns(x, lengths)
+        x = mask_columns(x, lengths).contiguous(memory_format=torch.channels_last)
         for layer in self.cnn:
             x, lengths = layer(x, lengths)
         return x, lengths
@@ -208,19 +209,14 @@ class Encoder(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, 1, H, W) in [0, 1], white = 1 -> frames (B, T, out_dim), lengths (B,).
 
-        Frames at or beyond a sample's length are zero; the BiLSTM is packed so it never reads
+        Frames at or beyond a sample's length are zero; the BiLSTM never reads
         them, which keeps a line's frames independent of what it was batched with.
         """
         fmap, lengths = self._cnn(images, widths)
         frames = fmap.amax(dim=2).transpose(1, 2)  # (B, T, C): column max-pool over height
         if self.lstm is None:
             return frames, lengths
-        total = frames.shape[1]
-        packed = pack_padded_sequence(self.dropout(frames), lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
-        return out, lengths
+        return self.lstm(self.dropout(frames), lengths), lengths
 
 
 def build_encoder(cfg: EncoderConfig) -> Encoder:

@@ -26,8 +26,9 @@ def test_dataset_and_collate(tmp_path):
     ds = TextImageDataset(samples, a, height=64)
     item = ds[0]
     assert item["image"].dtype == torch.uint8 and item["image"].shape == (64, 200)
-    batch = collate([ds[0], ds[1]])
+    batch = collate([ds[0], ds[1]], width_multiple=1)
     assert batch.images.shape == (2, 1, 64, 200)
+    assert collate([ds[0], ds[1]]).images.shape == (2, 1, 64, 224)  # rounded up to 32
     assert batch.widths.tolist() == [200, 160]
     assert batch.target_lengths.tolist() == [5, 5]
     assert a.decode(batch.targets[1].tolist()) == "world"
@@ -81,3 +82,20 @@ def test_augment_recipes_keep_uint8_and_are_seeded(recipe):
     assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="unknown augmentation recipe"):
         build_augment(AugmentConfig("rainbow"))
+
+
+def test_bucketing_groups_similar_widths_and_stays_a_permutation():
+    rng = np.random.default_rng(0)
+    widths = rng.uniform(1, 20, 200).tolist()
+    s = EpochSampler(200, seed=3, widths=widths, batch_size=8, pool=10)
+    order = [i for i, _ in s]
+    assert sorted(order) == list(range(200))
+    spread = np.mean([np.ptp([widths[i] for i in order[k:k + 8]]) for k in range(0, 200, 8)])
+    plain = [i for i, _ in EpochSampler(200, seed=3)]
+    plain_spread = np.mean([np.ptp([widths[i] for i in plain[k:k + 8]])
+                            for k in range(0, 200, 8)])
+    assert spread < plain_spread / 4
+    s.set_epoch(1)
+    assert [i for i, _ in s] != order
+    assert [i for i, _ in EpochSampler(5, shuffle=False, widths=[3, 1, 2, 5, 4])] == \
+        [1, 2, 0, 4, 3]

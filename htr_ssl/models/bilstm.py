@@ -1,0 +1,42 @@
+"""A bidirectional LSTM over padded batches that never reads padding, without packing.
+
+`pack_padded_sequence` gives the same guarantee, but with mixed lengths its backward pass
+falls off the oneDNN/cuDNN fast path (7x slower on CPU here). Instead, each direction is a
+plain unidirectional LSTM over the padded batch: the forward one is causal, so real frames
+never see the padding after them; the backward one runs over each sequence reversed *within
+its length*, so the padding stays at the end for it too. Outputs at padded steps are zeroed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each (T, C) sequence of a (B, T, C) batch in its first `lengths[b]` steps."""
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    n = lengths.to(x.device)[:, None]
+    index = torch.where(t < n, n - 1 - t, t)
+    return x.gather(1, index[:, :, None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        dims = [in_dim] + [2 * hidden] * (layers - 1)
+        self.fwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
+        self.bwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = 2 * hidden
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) frames and their counts -> (B, T, 2 * hidden), zero beyond each length."""
+        for i, (fwd, bwd) in enumerate(zip(self.fwd, self.bwd, strict=True)):
+            if i:
+                x = self.dropout(x)
+            forward, _ = fwd(x)
+            backward, _ = bwd(reverse_within_length(x, lengths))
+            x = torch.cat([forward, reverse_within_length(backward, lengths)], dim=-1)
+        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        return x * valid[:, :, None].to(x.dtype)
