@@ -1,0 +1,66 @@
+"""The console commands end to end, as a user runs them (one subprocess each)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+
+
+def run(module: str, *args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", f"htr_ssl.cli.{module}", *args], cwd=cwd,
+                          env=ENV, capture_output=True, text=True, timeout=600)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{module} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_lines, tmp_path_factory):
+    """htr-ssl-train from another working directory, with relative paths."""
+    work = tmp_path_factory.mktemp("work")
+    run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
+        "data.num_workers=0", "data.augment.recipe=none", "trainer.max_steps=4",
+        "trainer.val_every=2", "trainer.progress=false", "hydra.run.dir=runs/t1", cwd=work)
+    return work / "runs" / "t1"
+
+
+def test_train_writes_a_complete_run(trained):
+    for name in ("best.pt", "last.pt", "metrics.json", "predictions.tsv", "alphabet.json",
+                 "splits.tsv", "labeled_ids.tsv", "log.csv", ".hydra/config.yaml"):
+        assert (trained / name).exists(), name
+
+
+def test_eval_with_beam_and_lexicon(trained, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("cat\ndog\nsun\nhat\nmap\npen\ncup\nbox\n")
+    proc = run("evaluate", f"checkpoint={trained / 'best.pt'}", "decode.method=beam",
+               f"decode.lexicon={words}", "decode.beam_size=4", cwd=tmp_path)
+    out = trained / "eval_test_ctc_beam_lex"
+    assert "CER" in proc.stdout and (out / "metrics.json").exists()
+    rows = (out / "predictions.tsv").read_text().splitlines()
+    assert rows[0] == "id\treference\thypothesis\tcer" and len(rows) > 1
+    # with a lexicon every hypothesis word is a lexicon word
+    lexicon = set(words.read_text().split())
+    assert all(set(r.split("\t")[2].split()) <= lexicon for r in rows[1:])
+
+
+def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
+    proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
+               "out=pred.tsv", cwd=tmp_path)
+    rows = (tmp_path / "pred.tsv").read_text().splitlines()
+    assert rows[0] == "path\ttext" and len(rows) == 31
+    assert "000.png" in proc.stdout
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path):
+    proc = run("train", "data=iam", f"data.root={tmp_path / 'nowhere'}", "trainer.progress=false",
+               f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2
+    assert "error: IAM: expected ascii/lines.txt" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run("evaluate", "checkpoint=missing.pt", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2 and "missing.pt does not exist" in proc.stderr
