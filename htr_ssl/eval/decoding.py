@@ -118,6 +118,7 @@ class CTCBeamDecoder:
                 raise ValueError("none of the lexicon words can be spelled with the alphabet")
         elif lexicon is not None:
             lexicon_path = str(lexicon)
+        self.lexicon = lexicon_path is not None
         lm_dict: str | None = None
         if lexicon_path is None and lm is not None:
             # Lexicon-free decoding scores token ids with the LM, but torchaudio builds the LM's
@@ -172,7 +173,15 @@ class CTCBeamDecoder:
         """Decode CTC logits (B, T, n+1) (log-softmax applied here) -> character id lists."""
         lens = None if lengths is None else lengths.detach().cpu().long()
         hyps = self.decoder(self._emissions(logits), lens)
-        return [self._to_ids(h[0].tokens.tolist()) if h else [] for h in hyps]
+        return [self._hyp_ids(h[0]) if h else [] for h in hyps]
+
+    def _hyp_ids(self, hyp) -> list[int]:
+        """With a lexicon, only complete lexicon words count (the token path can end inside a
+        word the beam never finished); without one, the token path is the answer."""
+        if not self.lexicon:
+            return self._to_ids(hyp.tokens.tolist())
+        text = " ".join(hyp.words)
+        return self.alphabet.encode("".join(c for c in text if c in self.alphabet))
 
     def decode_text(self, logits: torch.Tensor, lengths: torch.Tensor | None = None
                     ) -> list[str]:
