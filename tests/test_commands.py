@@ -64,3 +64,17 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = run("evaluate", "checkpoint=missing.pt", cwd=tmp_path, ok=False)
     assert proc.returncode == 2 and "missing.pt does not exist" in proc.stderr
+
+
+def test_torchrun_two_processes(tiny_lines, tmp_path):
+    """DDP over gloo on the CPU: two ranks train one model; rank 0 writes the run."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", "-m", "htr_ssl.cli.train", "data=folder",
+         f"data.root={tiny_lines}", "data.height=32", "data.num_workers=0", "data.batch_size=4",
+         "trainer.max_steps=3", "trainer.val_every=3", "trainer.progress=false",
+         "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'ddp'}"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run: ") == 1
+    assert (tmp_path / "ddp" / "last.pt").exists() and (tmp_path / "ddp" / "metrics.json").exists()

@@ -40,6 +40,8 @@ def job_from_config(cfg: DictConfig) -> TrainJob:
 
 
 def print_summary(summary: dict, run_dir: Path) -> None:
+    if not summary["main"]:  # other torchrun ranks stay quiet
+        return
     test = summary.get("test")
     print(f"\nrun: {run_dir}  (steps: {summary['step']})")
     if test:

@@ -109,7 +109,8 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
             "model_config": asdict(job.model), "config": job.config}
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
                  validate if val_loader else None, job.resume, meta, dist)
-    summary: dict[str, Any] = {"step": result.step, "best_val": result.best_metrics,
+    summary: dict[str, Any] = {"main": dist.is_main, "step": result.step,
+                               "best_val": result.best_metrics,
                                "skipped_steps": result.skipped_steps,
                                "skipped_samples": result.skipped_samples}
     if dist.is_main and data.test:
