@@ -9,15 +9,11 @@ the repository always come from the last run of this script:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
-import os
-import platform
-import re
-import sys
 import tempfile
 import time
-from pathlib import Path
+
+from _results import RESULTS, header, write_section
 
 from htr_ssl.data.synthetic import GenerateConfig, generate
 
@@ -38,37 +34,22 @@ def measure(n_lines: int, workers: int, height: int) -> dict:
             "seconds": seconds, "lines_per_s": stats["samples"] / seconds}
 
 
-def section(results: list[dict], command: str, height: int) -> str:
-    """The markdown section for RESULTS.md."""
+def section(results: list[dict], height: int) -> str:
+    """The markdown body for RESULTS.md."""
     rows = "\n".join(f"| {r['workers']} | {r['lines']} | {r['words']} | {r['seconds']:.2f} | "
                      f"{r['lines_per_s']:.1f} |" for r in results)
     return (
-        f"{HEADING}\n\n"
         f"Lines rendered and written as IAM-layout PNGs (line and word images, ascii files), "
-        f"{height} px line height.\n\n"
-        f"- date: {dt.datetime.now().isoformat(timespec='seconds')}\n"
-        f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}\n"
-        f"- command: `{command}`\n\n"
+        f"{height} px line height.\n\n{header()}\n"
         "| workers | lines | words | seconds | lines/s |\n|---|---|---|---|---|\n"
         f"{rows}\n"
     )
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section in `path` (or append it), leaving the rest alone."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else (
-        old.rstrip("\n") + "\n\n" + text)
-    path.write_text(new, encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument("--height", type=int, default=80)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
     results = []
     for workers in (1, 2):
@@ -76,9 +57,8 @@ def main() -> None:
         print(f"workers={workers}: {r['lines']} lines in {r['seconds']:.2f} s = "
               f"{r['lines_per_s']:.1f} lines/s")
         results.append(r)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    write_section(args.out, section(results, command, args.height))
-    print(f"wrote {args.out}")
+    write_section(HEADING, section(results, args.height))
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
