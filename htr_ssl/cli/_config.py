@@ -57,8 +57,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def fail(err: BaseException) -> None:
-    """Print a user error and exit with status 2."""
+    """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback)."""
+    import os
     import sys
 
+    if os.environ.get("HTR_SSL_DEBUG"):
+        raise err
     print(f"error: {err}", file=sys.stderr)
     raise SystemExit(2)

@@ -83,3 +83,9 @@ def test_registry_names() -> None:
     assert set(READERS) == {
         "iam", "cvl", "rimes", "rimes_icdar2011", "pagexml", "alto", "folder", "tsv"
     }
+
+
+def test_texts_are_nfc_normalized(tmp_path: Path, write_image) -> None:
+    write_image(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("cafe\u0301", encoding="utf-8")  # e + combining acute
+    assert read_dataset("folder", tmp_path)[0].text == "caf\u00e9"

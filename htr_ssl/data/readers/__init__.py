@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from htr_ssl.data.readers.alto import read_alto
@@ -28,10 +30,17 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
 
 
 def read_dataset(name: str, root: Path, **kwargs: object) -> list[Sample]:
-    """Read dataset `name` from `root` with its reader's options; empty texts are dropped."""
+    """Read dataset `name` from `root` with its reader's options.
+
+    Texts are NFC-normalized (so "é" is one symbol whether the file composed it or not, as the
+    alphabet expects) and empty ones are dropped with a count.
+    """
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(READERS))}")
-    return drop_empty(READERS[name](Path(root), **kwargs))
+    samples = READERS[name](Path(root), **kwargs)
+    samples = [s if unicodedata.is_normalized("NFC", s.text)
+               else replace(s, text=unicodedata.normalize("NFC", s.text)) for s in samples]
+    return drop_empty(samples)
 
 
 __all__ = ["READERS", "DatasetFormatError", "DatasetNotFoundError", "Sample", "read_dataset"]
