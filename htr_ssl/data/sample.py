@@ -62,6 +62,7 @@ class Batch:
     target_lengths: torch.Tensor  # (B,) int64
     ids: list[str]
     texts: list[str]
+    dropped: int = 0  # unreadable images left out of this batch
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
@@ -71,6 +72,7 @@ class Batch:
             self.target_lengths.to(device),
             self.ids,
             self.texts,
+            self.dropped,
         )
 
     def __len__(self) -> int:
@@ -150,4 +152,4 @@ def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
         images[i, 0, :, : widths[i]] = it["image"].float() / 255.0
         targets[i, : lengths[i]] = it["target"]
     return Batch(images, widths, targets, lengths, [it["id"] for it in kept],
-                 [it["text"] for it in kept])
+                 [it["text"] for it in kept], len(items) - len(kept))

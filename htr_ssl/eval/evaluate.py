@@ -86,13 +86,18 @@ def _read_lexicon(path: str) -> str | list[str]:
 
 def transcribe(model: Recognizer, loader: DataLoader, transcriber: Transcriber,
                device: torch.device, progress: bool = False) -> list[Row]:
-    """Predictions for every sample of `loader`, in loader order."""
+    """Predictions for every readable sample of `loader`, in loader order."""
     model.eval()
     rows: list[Row] = []
+    unreadable = 0
     for batch in tqdm(loader, disable=not progress, desc="decode", leave=False):
+        unreadable += batch.dropped
         hyps = transcriber(batch.images.to(device), batch.widths.to(device))
         for sid, ref, hyp in zip(batch.ids, batch.texts, hyps, strict=True):
             rows.append(Row(sid, ref, hyp, sample_cer(ref, hyp)))
+    if unreadable:
+        log.warning("%d unreadable images were not scored (see the warnings naming them)",
+                    unreadable)
     return rows
 
 

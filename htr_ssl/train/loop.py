@@ -120,7 +120,7 @@ def fit(
         cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
         cfg.step_gamma))
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
-             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0}
+             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0, "unreadable": 0}
     if resume is not None:
         ckpt = checkpoint.load(resume)
         model.load_state_dict(ckpt["model"])
@@ -185,6 +185,7 @@ def fit(
                 grad_norm = torch.tensor(float("nan"))
             state["step"] += 1
             state["skipped_samples"] += int(metrics.get("skipped", 0))
+            state["unreadable"] += getattr(batch, "dropped", 0)
             seen += len(batch)
             bar.update(1)
             step = state["step"]
@@ -216,6 +217,9 @@ def fit(
     if state["skipped_samples"]:
         log.warning("%d training samples were left out of the loss (e.g. images too narrow "
                     "for their transcription under CTC)", state["skipped_samples"])
+    if state["unreadable"]:
+        log.warning("%d unreadable images were left out of training (see the warnings naming "
+                    "them; data.strict_images=true makes this an error)", state["unreadable"])
     return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
                      best_path if best_path.exists() else None, stop, state["skipped_steps"],
                      state["skipped_samples"])

@@ -43,7 +43,7 @@ def test_unreadable_image_is_skipped_not_fatal(tmp_path, caplog):
                Sample("gone", tmp_path / "missing.png", "a")]
     ds = TextImageDataset(samples, Alphabet(("a",)), height=32)
     batch = collate([ds[i] for i in range(3)])
-    assert batch.ids == ["ok"]
+    assert batch.ids == ["ok"] and batch.dropped == 2
     assert "bad.png" in caplog.text and "missing.png" in caplog.text
     with pytest.raises(ImageReadError, match=r"missing\.png"):
         TextImageDataset(samples, None, strict=True)[2]

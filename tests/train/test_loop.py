@@ -113,3 +113,10 @@ def test_trainer_config_validation():
         TrainerConfig(precision="fp16")
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         checkpoint.load(Path("/nonexistent/last.pt"))
+
+
+def test_unreadable_images_are_counted_not_fatal(loader, tmp_path, caplog):
+    (Path(loader.dataset.samples[3].image_path)).write_bytes(b"broken")
+    res = fit(Toy(), toy_loss, loader, _cfg(max_steps=4), tmp_path / "bad")
+    assert res.step == 4
+    assert "unreadable images were left out of training" in caplog.text
