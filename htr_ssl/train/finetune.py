@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from htr_ssl.data.alphabet import Alphabet
@@ -85,6 +86,7 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
     alphabet = data.alphabet
     if dist.is_main:
         alphabet.save(run_dir / "alphabet.json")
+    torch.manual_seed(job.trainer.seed)  # weight init is part of the run's seed
     model = build_recognizer(job.model, alphabet)
     if job.finetune.init_from and job.resume is None:
         checkpoint.load_encoder(model.encoder, job.finetune.init_from)

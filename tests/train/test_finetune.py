@@ -55,6 +55,14 @@ def test_run_writes_results_and_checkpoint_reloads_identically(tiny_lines, tmp_p
     assert m["cer"] == pytest.approx(metrics["cer"])
 
 
+def test_same_seed_same_run(tiny_lines, tmp_path):
+    train_recognizer(_job(tiny_lines, tmp_path / "a", steps=2))
+    train_recognizer(_job(tiny_lines, tmp_path / "b", steps=2))
+    a = checkpoint.load(tmp_path / "a" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_frozen_mode_keeps_encoder_and_full_mode_changes_it(tiny_lines, tmp_path):
     train_recognizer(_job(tiny_lines, tmp_path / "pre"))
     pretrained = checkpoint.load(tmp_path / "pre" / "last.pt")["model"]
