@@ -121,20 +121,25 @@ class Alphabet:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def unknown_chars(samples: Sequence[Sample], alphabet: Alphabet) -> dict[str, list[str]]:
+    """Each character outside the alphabet -> ids of the samples that contain it."""
+    found: dict[str, list[str]] = {}
+    for s in samples:
+        for c in sorted(alphabet.missing(s.text)):
+            found.setdefault(c, []).append(s.id)
+    return found
+
+
 def report_oov(samples: Sequence[Sample], alphabet: Alphabet, what: str) -> dict[str, int]:
     """Warn about characters a model with this alphabet can never output (they will count as
     errors). Evaluation needs no target ids, so this is a warning, not an error."""
-    counts: Counter[str] = Counter()
-    example: dict[str, str] = {}
-    for s in samples:
-        for c in alphabet.missing(s.text):
-            counts[c] += 1
-            example.setdefault(c, s.id)
-    if counts:
+    found = unknown_chars(samples, alphabet)
+    if found:
+        ranked = sorted(found.items(), key=lambda kv: -len(kv[1]))
         log.warning("%s: %d characters are not in the alphabet and can never be recognized "
-                    "(they count as errors): %s", what, len(counts), ", ".join(
-                        f"{c!r} ({n} samples, e.g. {example[c]})" for c, n in counts.most_common()))
-    return dict(counts)
+                    "(they count as errors): %s", what, len(found), ", ".join(
+                        f"{c!r} ({len(ids)} samples, e.g. {ids[0]})" for c, ids in ranked))
+    return {c: len(ids) for c, ids in found.items()}
 
 
 def apply_oov_policy(
@@ -149,10 +154,9 @@ def apply_oov_policy(
     drop:  remove the samples that contain one, logging how many.
     map:   replace characters using `replacement` (unmapped ones are deleted), logging counts.
     """
-    bad: dict[str, list[str]] = {}
-    for s in samples:
-        for c in alphabet.missing(s.text):
-            bad.setdefault(c, []).append(s.id)
+    if policy not in ("error", "drop", "map"):
+        raise ValueError(f"unknown oov policy {policy!r}; use error, drop or map")
+    bad = unknown_chars(samples, alphabet)
     if not bad:
         return list(samples)
     if policy == "error":
@@ -168,23 +172,21 @@ def apply_oov_policy(
         log.warning("dropped %d samples with characters outside the alphabet: %s",
                     len(samples) - len(kept), "".join(sorted(bad)))
         return kept
-    if policy == "map":
-        table = replacement or {}
-        counts: Counter[str] = Counter()
-        out = []
-        for s in samples:
-            miss = alphabet.missing(s.text)
-            if not miss:
-                out.append(s)
-                continue
-            text = "".join(
-                (table.get(c, "") if c in miss else c) for c in s.text
-            )
-            counts.update(c for c in s.text if c in miss)
-            text = "".join(c for c in text if c in alphabet)
-            if text.strip():
-                out.append(replace(s, text=text))
-        log.warning("mapped %d out-of-alphabet characters (%s)", sum(counts.values()),
-                    ", ".join(f"{c!r}x{n}" for c, n in counts.most_common()))
-        return out
-    raise ValueError(f"unknown oov policy {policy!r}; use error, drop or map")
+    table = replacement or {}
+    counts: Counter[str] = Counter()
+    out = []
+    for s in samples:
+        miss = alphabet.missing(s.text)
+        if not miss:
+            out.append(s)
+            continue
+        text = "".join(
+            (table.get(c, "") if c in miss else c) for c in s.text
+        )
+        counts.update(c for c in s.text if c in miss)
+        text = "".join(c for c in text if c in alphabet)
+        if text.strip():
+            out.append(replace(s, text=text))
+    log.warning("mapped %d out-of-alphabet characters (%s)", sum(counts.values()),
+                ", ".join(f"{c!r}x{n}" for c, n in counts.most_common()))
+    return out

@@ -55,6 +55,8 @@ def test_oov_drop_and_map(caplog):
     assert [s.text for s in apply_oov_policy(samples, a, "map")] == ["abc", "ab"]
     with pytest.raises(ValueError, match="unknown oov policy"):
         apply_oov_policy(samples, a, "ignore")
+    with pytest.raises(ValueError, match="unknown oov policy"):  # a typo fails even on clean data
+        apply_oov_policy(samples[:1], a, "ignore")
 
 
 def test_report_oov_counts_and_names(caplog):
