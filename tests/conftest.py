@@ -1,9 +1,11 @@
 """Shared test set-up: headless plotting, no albumentations update check, fast torch."""
 
 import os
+import tempfile
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="htr_ssl_test_cache_")  # crop cache
 
 import torch
 

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
+from htr_ssl.data.crops import default_cache_dir, materialize_crops
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate
 from htr_ssl.data.sampler import EpochSampler
@@ -28,7 +29,8 @@ class DataConfig:
     """Which dataset, how it is split, how much of it is labeled, how images are prepared.
 
     `labels` is a fraction in (0, 1] or an absolute number of training lines; `reader_args`
-    go to the reader (e.g. granularity, keep_err, split_dir).
+    go to the reader (e.g. granularity, keep_err, split_dir). `crop_cache` is where lines cut
+    from page images are kept ("auto": ~/.cache/htr-ssl/crops; None: crop on every load).
     """
 
     name: str = "iam"
@@ -48,6 +50,7 @@ class DataConfig:
     eval_batch_size: int = 32
     num_workers: int = 0
     bucket: bool = True
+    crop_cache: str | None = "auto"
     strict_images: bool = False
     word_images: bool = False
 
@@ -98,10 +101,15 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
         raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no training samples")
     train = label_subset(train_all, _labels_amount(cfg.labels), cfg.label_seed)
     alphabet = alphabet or Alphabet.from_texts(s.text for s in train_all)
+    val, test = select(samples, "val"), select(samples, "test")
+    if cfg.crop_cache:
+        cache = default_cache_dir() if cfg.crop_cache == "auto" else Path(cfg.crop_cache)
+        train, val, test = (materialize_crops(part, cache, progress=True)
+                            for part in (train, val, test))
     prepared = Prepared(
         train=apply_oov_policy(train, alphabet, cfg.oov, cfg.oov_map),
-        val=eval_split(select(samples, "val"), alphabet, cfg, "val"),
-        test=eval_split(select(samples, "test"), alphabet, cfg, "test"),
+        val=eval_split(val, alphabet, cfg, "val"),
+        test=eval_split(test, alphabet, cfg, "test"),
         alphabet=alphabet,
     )
     log.info("%s: %d labeled train (of %d), %d val, %d test, %d symbols", cfg.name,
