@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from htr_ssl.data.readers.alto import read_alto
-from htr_ssl.data.readers.common import DatasetNotFoundError
+from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError, parse_xml
 from htr_ssl.data.readers.pagexml import read_pagexml
 
 PAGE_2013 = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15"
@@ -133,3 +133,14 @@ def test_alto_non_pixel_unit_skipped(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         assert read_alto(tmp_path) == []
     assert "mm10" in caplog.text
+
+
+def test_malformed_xml_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "page.xml"
+    bad.write_text("<PcGts>\n<Page>\n</PcGts>\n", encoding="utf-8")
+    with pytest.raises(DatasetFormatError, match=r"page\.xml:3: not well-formed XML"):
+        parse_xml(bad)
+    # a non-UTF-8 file that is also broken is reported the same way
+    bad.write_bytes("<PcGts>\n<a>M\u00fcller</b>\n</PcGts>\n".encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match=r"page\.xml:2: not well-formed XML"):
+        parse_xml(bad)

@@ -80,16 +80,17 @@ def parse_xml(path: Path) -> ET.Element:
     data = Path(path).read_bytes()
     try:
         return ET.fromstring(data)
-    except ET.ParseError:
+    except ET.ParseError as err:
+        first = err
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
         try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            try:
-                return ET.fromstring(decode_text(data))
-            except ET.ParseError as err:
-                first = err
-        line = first.position[0] if getattr(first, "position", None) else 0
-        raise format_error(Path(path), line, f"not well-formed XML ({first})") from first
+            return ET.fromstring(decode_text(data))
+        except ET.ParseError as err:
+            first = err
+    line = first.position[0] if getattr(first, "position", None) else 0
+    raise format_error(Path(path), line, f"not well-formed XML ({first})") from first
 
 
 def parse_xml_files(paths: Iterable[Path], strict: bool) -> Iterator[tuple[Path, ET.Element]]:
