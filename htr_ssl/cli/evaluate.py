@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
-from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
+from htr_ssl.eval.evaluate import DecodeConfig, evaluate, resolve_head, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import resolve_device
@@ -37,8 +37,7 @@ def data_config(cfg: DictConfig, ckpt: dict) -> DataConfig:
     return to_dataclass(DataConfig, node)
 
 
-def run_name(split: str, decode: DecodeConfig, has_attention: bool) -> str:
-    head = decode.head if decode.head != "auto" else ("attention" if has_attention else "ctc")
+def run_name(split: str, decode: DecodeConfig, head: str) -> str:
     parts = [f"eval_{split}", head, decode.method]
     parts += ["lex"] if decode.lexicon else []
     parts += ["lm"] if decode.lm else []
@@ -64,7 +63,7 @@ def main(cfg: DictConfig) -> None:
     except user_errors() as err:
         fail(err)
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.checkpoint).parent / run_name(
-        cfg.split, decode, model.attention is not None)
+        cfg.split, decode, resolve_head(model, decode.head))
     metrics.update(split=cfg.split, checkpoint=str(cfg.checkpoint), decode=resolved(cfg.decode))
     write_results(out, metrics, rows)
     print(f"{cfg.split} ({metrics['n']} samples): CER {metrics['cer']:.2f}  "

@@ -43,17 +43,22 @@ class Row:
     cer: float
 
 
+def resolve_head(model: Recognizer, head: str) -> str:
+    """`auto` -> attention when the model has an attention decoder, else ctc."""
+    if head == "auto":
+        return "attention" if model.attention is not None else "ctc"
+    if head not in ("ctc", "attention"):
+        raise ValueError(f"decode.head={head!r}; use ctc, attention or auto")
+    return head
+
+
 class Transcriber:
     """Turns batches of images into text with one decoding configuration."""
 
     def __init__(self, model: Recognizer, alphabet: Alphabet, cfg: DecodeConfig) -> None:
         if cfg.method not in ("greedy", "beam"):
             raise ValueError(f"decode.method={cfg.method!r}; use greedy or beam")
-        head = cfg.head
-        if head == "auto":
-            head = "attention" if model.attention is not None else "ctc"
-        if head not in ("ctc", "attention"):
-            raise ValueError(f"decode.head={cfg.head!r}; use ctc, attention or auto")
+        head = resolve_head(model, cfg.head)
         if (cfg.lexicon or cfg.lm) and not (head == "ctc" and cfg.method == "beam"):
             raise ValueError("a lexicon or language model needs decode.head=ctc "
                              "decode.method=beam")
