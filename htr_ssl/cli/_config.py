@@ -45,23 +45,37 @@ def quiet_libraries() -> None:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors a user causes and can fix: shown as one clear line, not a traceback."""
+    """Errors a user causes and can fix, and stops a user asked for: shown as one clear line,
+    not a traceback."""
     from htr_ssl.data.alphabet import OutOfAlphabetError
     from htr_ssl.data.image import ImageReadError
     from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
-    from htr_ssl.train.checkpoint import CheckpointError
-    from htr_ssl.train.loop import TrainingDiverged
+    from htr_ssl.train.checkpoint import CheckpointError, OutputDirError
+    from htr_ssl.train.loop import TrainingDiverged, TrainingInterrupted
 
     return (DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
-            CheckpointError, TrainingDiverged, FileExistsError, FileNotFoundError, ValueError)
+            CheckpointError, OutputDirError, TrainingDiverged, TrainingInterrupted,
+            KeyboardInterrupt, FileExistsError, FileNotFoundError, ValueError)
 
 
 def fail(err: BaseException) -> None:
-    """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback)."""
+    """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback).
+
+    A run stopped by SIGTERM / Ctrl-C (TrainingInterrupted) prints where it saved and how to
+    continue, and exits with 128 + the signal (143 / 130), as shells and schedulers expect.
+    """
     import os
     import sys
 
+    from htr_ssl.train.loop import TrainingInterrupted
+
     if os.environ.get("HTR_SSL_DEBUG"):
         raise err
+    if isinstance(err, TrainingInterrupted):
+        print(f"stopped: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code)
+    if isinstance(err, KeyboardInterrupt):
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(130)
     print(f"error: {err}", file=sys.stderr)
     raise SystemExit(2)

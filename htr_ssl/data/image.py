@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 
 class ImageReadError(RuntimeError):
@@ -36,8 +36,11 @@ def load_gray(
     try:
         with Image.open(path) as im:
             img = np.array(im.convert("L"), dtype=np.uint8)
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        # FileNotFoundError, UnidentifiedImageError (not an image) and truncation are OSErrors
+        raise ImageReadError(f"cannot read image {path}: {err}. Fix: replace or remove the "
+                             "file (data.strict_images=false skips unreadable images and counts "
+                             "them)") from err
     if bbox is None:
         return img
     return crop_region(img, bbox, polygon, name=str(path))

@@ -27,11 +27,15 @@ def stable_rank(key: str, seed: int) -> str:
 
 def read_id_list(path: Path) -> list[str]:
     """One id per line (blank lines and `#` comments ignored), e.g. Aachen `*.uttlist` files."""
+    from htr_ssl.data.readers.common import data_rows, format_error  # readers import this module
+
     out = []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+    for lineno, raw in data_rows(Path(path)):
         line = raw.strip()
-        if line and not line.startswith("#"):
-            out.append(line)
+        if len(line.split()) > 1 or not line.isprintable():
+            raise format_error(Path(path), lineno, "expected one sample or form id per line", raw,
+                               fix="put one id per line (e.g. a01-000u), nothing else")
+        out.append(line)
     return out
 
 
@@ -102,5 +106,62 @@ def drop_empty(samples: Sequence[Sample]) -> list[Sample]:
     """Remove samples whose transcription is empty or only whitespace, logging the count."""
     kept = [s for s in samples if s.text.strip()]
     if len(kept) < len(samples):
-        log.warning("dropped %d samples with empty transcriptions", len(samples) - len(kept))
+        empty = [s.id for s in samples if not s.text.strip()]
+        log.warning("dropped %d samples with empty transcriptions (e.g. %s); give them text or "
+                    "leave them out of the listing", len(empty), ", ".join(empty[:5]))
     return kept
+
+
+class SplitLeakError(ValueError):
+    """Train, validation and test share samples (or writers, where the split promises not to)."""
+
+
+def check_splits(samples: Sequence[Sample], writer_disjoint: bool) -> str:
+    """Raise SplitLeakError if an id or an image is in two splits, or a writer is and the split
+    promises writer independence (`writer_disjoint`); return the line a run logs.
+
+    Official split files are checked for ids and images only: REFERENCE.md does not promise
+    writer independence for them, so shared writers are reported, not refused.
+    """
+    parts = {name: [s for s in samples if s.split == name] for name in SPLITS}
+    problems = []
+    for what, key in (("ids", lambda s: s.id),
+                      ("image regions", lambda s: (str(s.image_path), s.bbox))):
+        shared = _shared(parts, key)
+        if shared:
+            problems.append(f"{len(shared)} {what} are in more than one split, e.g. "
+                            + "; ".join(shared[:3]))
+    writers = _shared(parts, lambda s: s.writer or None)
+    if writer_disjoint and writers:
+        problems.append(f"{len(writers)} writers are in more than one split of a "
+                        "writer-disjoint split, e.g. " + "; ".join(writers[:3]))
+    if problems:
+        raise SplitLeakError(
+            "train/val/test overlap: " + " | ".join(problems) + ". Fix: correct the split "
+            "files (or the split column of the manifest) so every sample, image and writer "
+            "belongs to one split; a model must never be tested on what it trained on.")
+    counts = " / ".join(f"{len(parts[name])} {name}" for name in SPLITS)
+    summary = f"split check: {counts}, no shared ids, no shared images"
+    if not any(s.writer for s in samples):
+        return summary + ", writers unknown"
+    if writers:
+        return (summary + f", {len(writers)} writers in more than one split (the dataset's own "
+                "split; it does not promise writer independence)")
+    return summary + ", no shared writers"
+
+
+def _shared(parts: dict[str, list[Sample]], key) -> list[str]:
+    """`'key' in train and test` for every key found in more than one split."""
+    where: dict[object, list[str]] = defaultdict(list)
+    for name, part in parts.items():
+        for k in dict.fromkeys(key(s) for s in part):
+            if k is not None:
+                where[k].append(name)
+    return [f"{_show(k)} in {' and '.join(names)}" for k, names in where.items()
+            if len(names) > 1]
+
+
+def _show(key: object) -> str:
+    if isinstance(key, tuple):  # (image path, bbox)
+        return repr(key[0]) + (f" region {key[1]}" if key[1] is not None else "")
+    return repr(key)

@@ -6,6 +6,7 @@ A checkpoint's model state keeps the encoder under the `encoder.` prefix whateve
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -42,18 +43,50 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash mid-write never
-    leaves a truncated file where a good checkpoint was."""
+    """Write to a temporary file in the same folder, flush it to disk, then rename: a crash or
+    SIGKILL mid-write never leaves a truncated file where a good checkpoint was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise CheckpointError(f"cannot write checkpoint {path}: {err}. Fix: free disk space or "
+                              "choose a writable run directory") from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        raise CheckpointError(f"cannot write checkpoint {path}: {err}. Fix: free disk space or "
+                              "choose a writable run directory; the previous checkpoint there "
+                              "is intact") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_partial(run_dir: Path) -> None:
+    """Remove temporary files of checkpoint writes that a killed run left behind."""
+    for tmp in Path(run_dir).glob(".*.pt.*.tmp"):
+        log.info("removing %s, a checkpoint write interrupted by a crash", tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def load(path: Path | str) -> dict[str, Any]:
@@ -62,9 +95,51 @@ def load(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt file "
                               "written by htr-ssl (e.g. <run_dir>/best.pt or last.pt)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or "
+            f"not a torch checkpoint ({type(err).__name__}: {err}). Fix: use the other "
+            "checkpoint of that run (best.pt / last.pt), or copy the file again") from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not an htr-ssl checkpoint (no 'model' weights); pass "
+                              "a best.pt or last.pt that htr-ssl wrote")
+    return ckpt
+
+
+def weight_mismatch(module: nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """What differs between a module's parameters and saved weights, one line per kind."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
+
+    out = []
+    if missing:
+        out.append(f"{len(missing)} layers of the model are not in the checkpoint: {some(missing)}")
+    if unexpected:
+        out.append(f"{len(unexpected)} layers of the checkpoint are not in the model: "
+                   f"{some(unexpected)}")
+    if shapes:
+        out.append(f"{len(shapes)} layers differ in shape (checkpoint vs model): {some(shapes)}")
+    return out
+
+
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: Path | str,
+                 what: str = "model", hint: str = "") -> None:
+    """`module.load_state_dict(weights)`, with an error that lists the differing layers
+    instead of torch's raw dump."""
+    problems = weight_mismatch(module, weights)
+    if problems:
+        raise CheckpointError(
+            f"the {what} in {path} does not match the configured {what}:\n  "
+            + "\n  ".join(problems)
+            + f"\nFix: {hint or 'configure the same architecture as the run that wrote it'}")
+    module.load_state_dict(weights, strict=True)
 
 
 def load_encoder(encoder: nn.Module, path: Path | str) -> dict[str, Any]:
@@ -74,12 +149,72 @@ def load_encoder(encoder: nn.Module, path: Path | str) -> dict[str, Any]:
     weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
     if not weights:
         raise CheckpointError(f"checkpoint {path} holds no encoder weights (no 'encoder.*' keys)")
-    try:
-        encoder.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"the encoder in {path} does not match the configured encoder; use the same model "
-            f"preset as the run that wrote it ({ckpt.get('config', {}).get('model', '?')}): {err}"
-        ) from err
-    log.info("loaded encoder weights from %s (step %s)", path, ckpt.get("step"))
+    saved = ckpt.get("encoder_config") or (ckpt.get("config") or {}).get("model") or {}
+    preset = f" (it was written with model={saved.get('preset')})" if saved.get("preset") else ""
+    load_weights(encoder, weights, path, "encoder",
+                 f"use the model preset and options of the run that wrote it{preset}")
+    left = sorted({k.split(".")[0] + "." + k.split(".")[1] for k in ckpt["model"]
+                   if not k.startswith(prefix) and "." in k})
+    log.info("loaded %d encoder tensors from %s (%s checkpoint, step %s)%s", len(weights), path,
+             ckpt.get("kind", "?"), (ckpt.get("loop") or {}).get("step"),
+             f"; not loaded (the checkpoint's own heads): {', '.join(left)}" if left else "")
     return ckpt
+
+
+# run folders -------------------------------------------------------------------------------
+
+DONE = "done"
+FINISHED = "finished"
+
+
+class OutputDirError(RuntimeError):
+    """The run directory cannot be created or written."""
+
+
+def ensure_writable(run_dir: Path) -> None:
+    """Fail before any training if checkpoints could not be written to `run_dir`."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as err:
+        raise OutputDirError(
+            f"cannot write to the run directory {run_dir} ({err.strerror or err}). Fix: "
+            "choose a writable folder (run_dir=... or hydra.run.dir=...)") from err
+
+
+def mark_done(run_dir: Path, info: dict[str, Any]) -> None:
+    """Write the `done` marker: the run, and whatever it does after training, completed."""
+    path = Path(run_dir) / DONE
+    tmp = path.with_name(f".{DONE}.tmp")
+    tmp.write_text(json.dumps(info, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def resolve_resume(run_dir: Path, resume: str | Path | None) -> Path | str | None:
+    """What a (re)started run does: the checkpoint to continue, None to start fresh, or
+    FINISHED (only for `resume="auto"`) when `run_dir` holds a completed run.
+
+    `auto` continues `run_dir/last.pt` when there is one and the run is not marked done, so
+    starting a sweep again finishes what was interrupted and skips what completed. Without
+    `resume`, a folder that already holds last.pt is refused (FileExistsError).
+    """
+    if resume is None or str(resume) in ("", "none", "null"):
+        last = Path(run_dir) / "last.pt"
+        if last.exists():  # a new run never overwrites one that holds a checkpoint
+            raise FileExistsError(f"{run_dir} already holds a checkpoint ({last}); continue it "
+                                  f"with resume={last} (or resume=auto), or choose a new run "
+                                  "directory")
+        return None
+    if str(resume) != "auto":
+        path = Path(resume)
+        if not path.is_file():
+            raise CheckpointError(f"resume={resume}: no such checkpoint; give a last.pt or "
+                                  "best.pt of the run to continue, or resume=auto")
+        return path
+    run_dir = Path(run_dir)
+    if (run_dir / DONE).is_file():
+        return FINISHED
+    last = run_dir / "last.pt"
+    return last if last.is_file() else None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,13 @@ from tqdm.auto import tqdm
 
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import DistInfo, all_agree, broadcast_flag, resolve_device
+from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import lr_lambda
 
 log = logging.getLogger(__name__)
 
+SCHEDULES = ("cosine", "step", "constant")
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
 
@@ -40,6 +44,11 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainerConfig:
+    """`checkpoint_every`: steps between last.pt writes besides validations and the end (a
+    killed run loses at most that many steps; 0: only at validations). `deterministic`: torch's
+    deterministic kernels, so a resumed run ends with the same weights as an uninterrupted one
+    (on CPU; on CUDA as far as the ops allow)."""
+
     max_steps: int = 2000
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -53,20 +62,33 @@ class TrainerConfig:
     device: str = "auto"
     val_every: int = 500
     log_every: int = 10
+    checkpoint_every: int = 500
     patience: int = 0
     monitor: str = "cer"
     monitor_mode: str = "min"
     max_bad_steps: int = 10
     seed: int = 0
     progress: bool = True
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"trainer.precision={self.precision!r}; use bf16 or fp32")
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
-        if self.max_steps < 1 or self.val_every < 1 or self.log_every < 1:
-            raise ValueError("trainer.max_steps, val_every and log_every must be >= 1")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"trainer.schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        for option in ("max_steps", "val_every", "log_every", "step_every", "max_bad_steps"):
+            if getattr(self, option) < 1:
+                raise ValueError(f"trainer.{option}={getattr(self, option)} must be >= 1")
+        for option in ("warmup_steps", "checkpoint_every", "patience", "weight_decay"):
+            if getattr(self, option) < 0:
+                raise ValueError(f"trainer.{option}={getattr(self, option)} must be >= 0")
+        for option in ("lr", "grad_clip", "step_gamma"):
+            if not getattr(self, option) > 0:
+                raise ValueError(f"trainer.{option}={getattr(self, option)} must be > 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"trainer.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
 
 
 @dataclass
@@ -88,6 +110,26 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool) -> Iterator[None]:
+    """Deterministic torch kernels (a warning, not an error, for ops that have none) and no
+    cuDNN autotuning, for the duration of a run; the previous settings come back afterwards."""
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
+
+
 def fit(
     model: nn.Module,
     loss_fn: LossFn,
@@ -101,15 +143,30 @@ def fit(
 ) -> FitResult:
     """Train `model` for `cfg.max_steps` optimizer steps; checkpoints go to `run_dir`.
 
-    `meta` (alphabet, resolved config, ...) is stored in every checkpoint. Writes last.pt
-    after each validation and at the end, and best.pt whenever `cfg.monitor` improves.
+    `meta` (alphabet, resolved config, ...) is stored in every checkpoint. Writes last.pt every
+    `checkpoint_every` steps, after each validation and at the end, and best.pt whenever
+    `cfg.monitor` improves. SIGTERM / Ctrl-C finish the step, write last.pt and raise
+    TrainingInterrupted (on every rank, at the same step).
     """
     run_dir = Path(run_dir)
     dist_info = dist_info or DistInfo()
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    last_path = run_dir / "last.pt"
     if resume is None and last_path.exists():
         raise FileExistsError(f"{run_dir} already holds a checkpoint ({last_path}); continue it "
-                              f"with resume={last_path} or choose a new run directory")
+                              f"with resume={last_path} (or resume=auto) or choose a new run "
+                              "directory")
+    if dist_info.is_main:
+        checkpoint.ensure_writable(run_dir)
+        checkpoint.clean_partial(run_dir)
+    with deterministic_mode(cfg.deterministic), StopSignals() as signals:
+        return _fit(model, loss_fn, loader, cfg, run_dir, validate, resume, meta, dist_info,
+                    signals)
+
+
+def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConfig,
+         run_dir: Path, validate: ValidateFn | None, resume: Path | None,
+         meta: dict[str, Any] | None, dist_info: DistInfo, signals: StopSignals) -> FitResult:
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     device = resolve_device(cfg.device, dist_info.local_rank)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -120,15 +177,10 @@ def fit(
         cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
         cfg.step_gamma))
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
-             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0, "unreadable": 0}
+             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0, "unreadable": 0,
+             "stopped_early": False}
     if resume is not None:
-        ckpt = checkpoint.load(resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        checkpoint.set_rng_state(ckpt["rng"])
-        state.update(ckpt["loop"])
-        log.info("resumed %s at step %d", resume, state["step"])
+        _restore(resume, model, optimizer, scheduler, state)
     else:
         torch.manual_seed(cfg.seed)
     if dist_info.enabled:
@@ -152,11 +204,13 @@ def fit(
 
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not (cfg.progress and
                dist_info.is_main), dynamic_ncols=True, desc=run_dir.name)
-    bad_in_row, stop = 0, False
+    bad_in_row, stop, interrupted = 0, bool(state["stopped_early"]), False
+    if stop:
+        log.info("this run stopped early at step %d: nothing left to train", state["step"])
     t0, seen = time.perf_counter(), 0
     batch_size = loader.batch_size or 1
     model.train()
-    while state["step"] < cfg.max_steps and not stop:
+    while state["step"] < cfg.max_steps and not stop and not interrupted:
         loader.sampler.set_epoch(state["epoch"], start=state["batch_in_epoch"] * batch_size)
         for batch in loader:
             state["batch_in_epoch"] += 1
@@ -201,28 +255,66 @@ def fit(
             if validate is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
                 stop = _validate(model, validate, cfg, state, logger, dist_info, better,
                                  snapshot, best_path, device)
+                state["stopped_early"] = stop
                 model.train()
-            at_end = step % cfg.val_every == 0 or step == cfg.max_steps or stop
-            if at_end and dist_info.is_main:
+            # any rank's signal stops every rank at this same step
+            interrupted = not all_agree(signals.signum is None, dist_info, device)
+            periodic = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
+            if dist_info.is_main and (periodic or interrupted or stop or step == cfg.max_steps
+                                      or step % cfg.val_every == 0):
                 checkpoint.save(snapshot(), last_path)
-            if step >= cfg.max_steps or stop:
+            if interrupted:
+                broadcast_flag(True, dist_info, device)  # a barrier: rank 0 has saved
+            if step >= cfg.max_steps or stop or interrupted:
                 break
         else:
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
     bar.close()
     logger.close()
+    if interrupted:
+        signum = signals.signum or signal.SIGTERM
+        log.warning("%s received: saved %s at step %d", signal.Signals(signum).name, last_path,
+                    state["step"])
+        raise TrainingInterrupted(signum, state["step"], last_path)
     if state["skipped_steps"]:
         log.warning("%d steps were skipped for non-finite loss", state["skipped_steps"])
     if state["skipped_samples"]:
-        log.warning("%d training samples were left out of the loss (e.g. images too narrow "
-                    "for their transcription under CTC)", state["skipped_samples"])
+        log.warning("%d times a training sample was left out of the loss (e.g. an image too "
+                    "narrow for its transcription under CTC; the warning before training names "
+                    "them)", state["skipped_samples"])
     if state["unreadable"]:
         log.warning("%d unreadable images were left out of training (see the warnings naming "
                     "them; data.strict_images=true makes this an error)", state["unreadable"])
     return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
                      best_path if best_path.exists() else None, stop, state["skipped_steps"],
                      state["skipped_samples"])
+
+
+def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, state: dict[str, Any]) -> None:
+    """Load everything that decides the next step, or say which part does not fit."""
+    ckpt = checkpoint.load(resume)
+    missing = [k for k in ("optimizer", "scheduler", "rng", "loop") if k not in ckpt]
+    if missing:
+        raise checkpoint.CheckpointError(
+            f"{resume} cannot be resumed (it lacks {', '.join(missing)}); to start a new run "
+            f"from its weights use finetune.init_from={resume}")
+    checkpoint.load_weights(
+        model, ckpt["model"], resume, "model",
+        "resume with the configuration of the run that wrote it (model, decoder or pretext, "
+        "and data with the same alphabet: a different alphabet size changes the output layer); "
+        "to start a new run from its encoder use finetune.init_from")
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError) as err:
+        raise checkpoint.CheckpointError(
+            f"the optimizer state in {resume} does not fit this run ({err}); resume with the same "
+            "trainable layers as the run that wrote it (e.g. the same finetune.mode)") from err
+    checkpoint.set_rng_state(ckpt["rng"])
+    state.update(ckpt["loop"])
+    log.info("resumed %s at step %d", resume, state["step"])
 
 
 class _LossModule(nn.Module):

@@ -22,6 +22,7 @@ from htr_ssl.data.readers.common import (
     keep_existing,
     local,
     parse_xml_files,
+    pixel,
     resolve_image,
 )
 from htr_ssl.data.readers.pagexml import parse_points, xml_files
@@ -53,7 +54,7 @@ def _region(line: ET.Element) -> tuple[tuple[int, int, int, int], tuple[Point, .
             if len(pts) >= 3:
                 return polygon_bbox(pts), tuple(pts)
     try:
-        x, y, w, h = (round(float(line.get(k, ""))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+        x, y, w, h = (pixel(line.get(k, "")) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
     except ValueError:
         return None
     return (x, y, x + w, y + h), None

@@ -7,6 +7,7 @@ warning on what a real archive always has a little of (a missing image, a badly 
 from __future__ import annotations
 
 import logging
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -43,9 +44,19 @@ def require(root: Path, rel: str, dataset: str, readme: str) -> Path:
     return path
 
 
-def format_error(path: Path, lineno: int, problem: str, row: str = "") -> DatasetFormatError:
+def format_error(path: Path, lineno: int, problem: str, row: str = "",
+                 fix: str = "correct or delete that line") -> DatasetFormatError:
+    """`file:line: problem: 'row'. Fix: ...`, the form every reader error takes."""
     shown = f": {row.strip()[:120]!r}" if row else ""
-    return DatasetFormatError(f"{path}:{lineno}: {problem}{shown}")
+    return DatasetFormatError(f"{path}:{lineno}: {problem}{shown}. Fix: {fix}.")
+
+
+def pixel(value: str | float | None) -> int:
+    """A coordinate attribute as an int; ValueError (never OverflowError) for nan/inf/garbage."""
+    number = float(value if value is not None else "")
+    if not math.isfinite(number):
+        raise ValueError(f"coordinate {value!r} is not a finite number")
+    return round(number)
 
 
 def data_rows(path: Path) -> Iterator[tuple[int, str]]:
@@ -90,7 +101,9 @@ def parse_xml(path: Path) -> ET.Element:
         except ET.ParseError as err:
             first = err
     line = first.position[0] if getattr(first, "position", None) else 0
-    raise format_error(Path(path), line, f"not well-formed XML ({first})") from first
+    raise format_error(Path(path), line, f"not well-formed XML ({first})",
+                       fix="repair the XML there (or move the file out of the data folder)"
+                       ) from first
 
 
 def parse_xml_files(paths: Iterable[Path], strict: bool) -> Iterator[tuple[Path, ET.Element]]:
@@ -156,22 +169,34 @@ def keep_existing(samples: Sequence[Sample], strict: bool = False) -> list[Sampl
     for s in samples:
         ok = status.get(s.image_path)
         if ok is None:
-            ok = s.image_path.is_file() and s.image_path.stat().st_size > 0
-            status[s.image_path] = ok
+            problem = image_problem(s.image_path)
+            ok = status[s.image_path] = problem is None
             if not ok:
                 if strict:
                     raise DatasetNotFoundError(
-                        f"image {s.image_path} for sample {s.id} is missing or empty"
-                    )
-                log.warning("missing or empty image %s (sample %s)", s.image_path, s.id)
+                        f"image {s.image_path} for sample {s.id} {problem}. Fix: restore the "
+                        "file, or remove the sample from the dataset's listing (without "
+                        "reader_args.strict such samples are skipped with a warning)")
+                log.warning("image %s (sample %s) %s: sample skipped", s.image_path, s.id,
+                            problem)
         if ok:
             kept.append(s)
     if len(kept) < len(samples):
         bad = sum(1 for v in status.values() if not v)
         log.warning(
-            "skipped %d samples whose images are missing (%d files)", len(samples) - len(kept), bad
+            "skipped %d samples whose images are missing or empty (%d files)",
+            len(samples) - len(kept), bad,
         )
     return kept
+
+
+def image_problem(path: Path) -> str | None:
+    """Why an image file cannot be used, from the file system alone (None when it can)."""
+    if not path.is_file():
+        return "does not exist"
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    return None
 
 
 def count_skipped(n: int, why: str, where: Path) -> None:

@@ -51,11 +51,16 @@ def read_tsv(path: Path, strict: bool = False) -> list[Sample]:
     for lineno, row in data_rows(path):
         fields = row.split("\t")
         if not 2 <= len(fields) <= 4 or not fields[0].strip():
-            raise format_error(path, lineno, "expected path<TAB>text[<TAB>writer[<TAB>split]]", row)
+            raise format_error(path, lineno, "expected path<TAB>text[<TAB>writer[<TAB>split]]", row,
+                               fix="separate the fields with single tabs, or delete the line")
         rel, text, writer, split = (*fields, "", "")[:4]
         split = split.strip().lower()
         if split not in SPLIT_ALIASES:
-            raise format_error(path, lineno, f"split must be train/val/test, got {split!r}", row)
+            raise format_error(path, lineno, f"split must be train/val/test, got {split!r}", row,
+                               fix="write train, val or test in the 4th field (or leave it empty)")
+        if not Path(rel.strip()).name or Path(rel.strip()).name == "..":
+            raise format_error(path, lineno, f"{rel.strip()!r} is not an image file path", row,
+                               fix="give the image path first, relative to the manifest")
         image = path.parent / rel.strip()
         sid = Path(rel.strip()).with_suffix("").as_posix()
         samples.append(Sample(sid, image, text.strip(), writer.strip(), SPLIT_ALIASES[split]))

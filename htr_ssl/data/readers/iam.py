@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from htr_ssl.data.readers.common import (
+    DatasetFormatError,
     DatasetNotFoundError,
     data_rows,
     format_error,
@@ -140,8 +141,23 @@ def _split_lists(root: Path, split_dir: Path | None) -> dict[str, set[str]] | No
         if found:
             if len(found) < len(SPLIT_FILES):
                 log.warning("IAM: only %s split files found in %s", sorted(found), folder)
-            return {k: set(read_id_list(p)) for k, p in found.items()}
+            lists = {k: set(read_id_list(p)) for k, p in found.items()}
+            _refuse_overlap(lists, found)
+            return lists
     return None
+
+
+def _refuse_overlap(lists: dict[str, set[str]], files: dict[str, Path]) -> None:
+    """A form in two split lists would be trained on and tested on (or silently moved)."""
+    names = sorted(lists)
+    shared = [(i, a, b) for n, a in enumerate(names) for b in names[n + 1:]
+              for i in sorted(lists[a] & lists[b])]
+    if shared:
+        i, a, b = shared[0]
+        raise DatasetFormatError(
+            f"IAM: {len(shared)} ids are in more than one split list, e.g. {i!r} in both "
+            f"{files[a]} and {files[b]}. Fix: correct the split files so each form is in one "
+            "list; a model must never be tested on what it trained on")
 
 
 def _assign_splits(samples: list[Sample], lists: dict[str, set[str]] | None) -> list[Sample]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from htr_ssl.data.image import polygon_bbox
 from htr_ssl.data.readers.common import (
+    DatasetFormatError,
     children,
     count_skipped,
     descendants,
@@ -21,6 +22,7 @@ from htr_ssl.data.readers.common import (
     local,
     missing,
     parse_xml_files,
+    pixel,
     resolve_image,
 )
 from htr_ssl.data.sample import Point, Sample
@@ -43,7 +45,7 @@ def xml_files(root: Path, dataset: str) -> list[Path]:
 
 def parse_points(text: str) -> list[Point]:
     """`"x1,y1 x2,y2"` or `"x1 y1 x2 y2"` -> integer points (floats rounded)."""
-    nums = [round(float(v)) for v in text.replace(",", " ").split()]
+    nums = [pixel(v) for v in text.replace(",", " ").split()]
     if len(nums) % 2:
         raise ValueError(f"odd number of coordinates in {text[:60]!r}")
     return list(zip(nums[::2], nums[1::2], strict=True))
@@ -54,7 +56,7 @@ def line_polygon(line: ET.Element) -> list[Point]:
     for coords in children(line, "Coords"):
         if coords.get("points"):
             return parse_points(coords.get("points", ""))
-        pts = [(round(float(p.get("x", 0))), round(float(p.get("y", 0))))
+        pts = [(pixel(p.get("x", 0)), pixel(p.get("y", 0)))
                for p in children(coords, "Point")]
         if pts:
             return pts
@@ -90,7 +92,10 @@ def read_pagexml(root: Path, strict: bool = False) -> list[Sample]:
                     poly = line_polygon(line)
                 except ValueError as err:
                     if strict:
-                        raise ValueError(f"{path}: TextLine {line.get('id')}: {err}") from err
+                        raise DatasetFormatError(
+                            f"{path}: TextLine {line.get('id')}: bad Coords ({err}). Fix: give "
+                            "it points like '10,20 50,20 50,40', or drop reader_args.strict to "
+                            "skip such lines") from err
                     poly = []
                 if len(poly) < 3:
                     unshaped += 1

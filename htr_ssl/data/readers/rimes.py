@@ -21,6 +21,7 @@ from htr_ssl.data.readers.common import (
     keep_existing,
     missing,
     parse_xml,
+    pixel,
     read_text,
     require,
     resolve_image,
@@ -89,16 +90,17 @@ def _icdar_pages(xml: Path, split: str) -> list[Sample]:
     for p, page in enumerate(descendants(parse_xml(xml), "SinglePage"), start=1):
         name = page.get("FileName")
         if not name:
-            raise DatasetFormatError(f"{xml}: SinglePage #{p} has no FileName attribute")
+            raise DatasetFormatError(f"{xml}: SinglePage #{p} has no FileName attribute. Fix: "
+                                     "name its page image in FileName=...")
         image = resolve_image(name, xml)
         stem = Path(name.replace("\\", "/")).stem
         for n, line in enumerate(descendants(page, "Line")):
             try:
-                x0, y0, x1, y1 = (int(float(line.get(k, ""))) for k in BOX_KEYS)
+                x0, y0, x1, y1 = (pixel(line.get(k, "")) for k in BOX_KEYS)
             except ValueError as err:
                 raise DatasetFormatError(
                     f"{xml}: SinglePage #{p} ({name}) Line #{n + 1}: Left/Top/Right/Bottom must "
-                    f"be numbers, got {dict(line.attrib)}"
+                    f"be numbers, got {dict(line.attrib)}. Fix: correct that Line element"
                 ) from err
             text = " ".join(line.get("Value", "").split())
             samples.append(
