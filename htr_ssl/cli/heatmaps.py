@@ -1,0 +1,62 @@
+"""htr-ssl-heatmaps: where checkpoints look on some lines (configs/heatmaps.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, ListConfig
+
+from htr_ssl.cli._config import fail, quiet_libraries, to_dataclass, user_errors
+from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli.predict import collect_images
+from htr_ssl.data.sample import Sample
+from htr_ssl.eval.heatmap_report import HeatmapConfig, write_heatmaps
+from htr_ssl.eval.heatmaps import load_subject
+from htr_ssl.train.distributed import resolve_device
+
+
+def as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, ListConfig) else [str(value)]
+
+
+def input_samples(inputs: list[str], limit: int = 0) -> list[Sample]:
+    """Images as htr-ssl-predict finds them; the id is the path below the folder given (or the
+    file's stem), without the extension."""
+    samples = []
+    for item in inputs:
+        for path in collect_images([item]):
+            sid = path.relative_to(item).with_suffix("") if Path(item).is_dir() else path.stem
+            samples.append(Sample(str(sid), path, ""))
+    return samples[:limit] if limit > 0 else samples
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="heatmaps")
+def main(cfg: DictConfig) -> None:
+    quiet_libraries()
+    try:
+        paths = as_list(cfg.checkpoints)
+        names = as_list(cfg.names) if cfg.names is not None else [None] * len(paths)
+        if len(names) != len(paths):
+            raise ValueError(f"names has {len(names)} entries for {len(paths)} checkpoints")
+        options = {k: cfg[k] for k in ("head", "cmap", "alpha", "row_height", "batch_size",
+                                       "sheet_height")}
+        hm = to_dataclass(HeatmapConfig, {**options, "maps": tuple(as_list(cfg.maps))})
+        samples = input_samples(as_list(cfg.inputs), cfg.limit)
+        device = resolve_device(cfg.device)
+        subjects = [load_subject(p, n) for p, n in zip(paths, names, strict=True)]
+        for s in subjects:
+            for module in (s.encoder, s.recognizer, s.pretext):
+                if module is not None:
+                    module.to(device)
+        sheets = write_heatmaps(subjects, samples, cfg.out, hm)
+    except user_errors() as err:
+        fail(err)
+    print(f"{len(samples)} lines x {len(subjects)} checkpoints -> {cfg.out}/")
+    for s in subjects:
+        print(f"  {s.name}")
+    print("written: " + ", ".join(str(p) for p in sheets))
+
+
+if __name__ == "__main__":
+    main()
