@@ -1,11 +1,13 @@
 """The console commands end to end, as a user runs them (one subprocess each)."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
 
@@ -78,3 +80,35 @@ def test_torchrun_two_processes(tiny_lines, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run: ") == 1
     assert (tmp_path / "ddp" / "last.pt").exists() and (tmp_path / "ddp" / "metrics.json").exists()
+
+
+def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
+    """htr-ssl-pretrain on images alone, then htr-ssl-train fine-tunes its encoder."""
+    images = tmp_path / "scans"  # the same lines without any transcription next to them
+    images.mkdir()
+    for png in tiny_lines.glob("*.png"):
+        (images / png.name).write_bytes(png.read_bytes())
+    run("pretrain", "data=images", f"data.root={images}", "data.height=32",
+        "data.num_workers=0", "data.batch_size=8", "pretext=[rotation,flip]",
+        "pretext.flip.weight=0.5", "trainer.max_steps=4", "trainer.val_every=2",
+        "trainer.progress=false", "hydra.run.dir=runs/pre", cwd=tmp_path)
+    pre = tmp_path / "runs" / "pre"
+    ckpt = torch.load(pre / "best.pt", weights_only=False)
+    assert ckpt["kind"] == "pretext" and ckpt["method"] == "rotation+flip"
+    assert ckpt["pretexts"]["flip"]["weight"] == 0.5
+    proc = run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
+               "data.num_workers=0", "data.labels=0.5", f"finetune.init_from={pre / 'best.pt'}",
+               "trainer.max_steps=2", "trainer.val_every=2", "trainer.progress=false",
+               "hydra.run.dir=runs/ft", cwd=tmp_path)
+    assert "WAcc" in proc.stdout
+    run_info = json.loads((tmp_path / "runs" / "ft" / "metrics.json").read_text())["run"]
+    assert run_info["method"] == "rotation+flip" and run_info["labels"] == 0.5
+    tuned = torch.load(tmp_path / "runs" / "ft" / "best.pt", weights_only=False)["model"]
+    key = "encoder.cnn.0.conv.weight"  # two small steps away from the pretrained start
+    assert 0 < (tuned[key] - ckpt["model"][key]).abs().max() < 0.02
+
+
+def test_pretrain_rejects_an_unknown_pretext(tmp_path):
+    proc = run("pretrain", "+pretext.rotatoin={}", "trainer.progress=false",
+               f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2 and "available:" in proc.stderr and "rotation" in proc.stderr

@@ -60,3 +60,35 @@ def test_typo_in_an_option_is_an_error():
     cfg = _compose("train", ["+trainer.lr_rate=0.1", "run_dir=/tmp/x"])
     with pytest.raises(ValueError, match="lr_rate"):
         job_from_config(cfg)
+
+
+def sweep_cells(experiment: str) -> list[list[str]]:
+    """Every override combination `htr-ssl-experiment -m +experiment=NAME` would launch."""
+    import itertools
+
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.load(GROUPS / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    axes = [[f"{key}={v.strip()}" for v in str(values).split(",")]
+            for key, values in params.items()]
+    return [list(cell) for cell in itertools.product(*axes)]
+
+
+@pytest.mark.parametrize("experiment",
+                         sorted(p.stem for p in (GROUPS / "experiment").glob("*.yaml")))
+def test_every_sweep_cell_composes(experiment):
+    from htr_ssl.cli.experiment import pretrain_job
+
+    cells = sweep_cells(experiment)
+    assert cells
+    for cell in cells:
+        data = next((o.split("=")[1] for o in cell if o.startswith("data=")), "synthetic")
+        cfg = _compose("experiment", [f"+experiment={experiment}", *cell, "run_dir=/tmp/x",
+                                      f"dataset={data}"])
+        job = job_from_config(cfg)
+        pre = pretrain_job(cfg)
+        assert (pre is None) == (cfg.method == "scratch")
+        if pre is not None:  # pretraining is shared by every cell of a method and dataset
+            assert str(pre.run_dir).endswith(f"pretrain/{data}/{cfg.method}")
+            assert set(pre.pretexts) == set(cfg.method.split("+"))
+            assert pre.encoder == job.model.encoder

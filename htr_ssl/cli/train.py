@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
@@ -24,8 +25,18 @@ def recognizer_config(cfg: DictConfig) -> RecognizerConfig:
                             **decoder)
 
 
+def dataset_name(cfg: DictConfig) -> str:
+    """The `data=` choice (e.g. "synthetic", "iam_words"): what reports call the dataset."""
+    if cfg.get("dataset"):
+        return str(cfg.dataset)
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("data", cfg.data.name))
+    return str(cfg.data.name)
+
+
 def job_from_config(cfg: DictConfig) -> TrainJob:
-    resume = Path(cfg.resume) if cfg.resume else None
+    auto = str(cfg.resume) == "auto"  # continue run_dir's last.pt, skip it if finished
+    resume = Path(cfg.resume) if cfg.resume and not auto else None
     return TrainJob(
         data=to_dataclass(DataConfig, cfg.data),
         model=recognizer_config(cfg),
@@ -34,8 +45,9 @@ def job_from_config(cfg: DictConfig) -> TrainJob:
         run_dir=resume.parent if resume else Path(cfg.run_dir),
         finetune=to_dataclass(FinetuneConfig, cfg.finetune),
         metric=to_dataclass(MetricConfig, cfg.metric),
-        resume=resume,
+        resume="auto" if auto else resume,
         config=resolved(cfg),
+        dataset=dataset_name(cfg),
     )
 
 
@@ -43,6 +55,8 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     if not summary["main"]:  # other torchrun ranks stay quiet
         return
     test = summary.get("test")
+    if summary.get("finished"):
+        print(f"\nrun: {run_dir} had already finished: skipped (resume=auto)")
     print(f"\nrun: {run_dir}  (steps: {summary['step']})")
     if test:
         print(f"test ({test['n']} samples): CER {test['cer']:.2f}  WER {test['wer']:.2f}  "

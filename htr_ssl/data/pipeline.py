@@ -18,8 +18,14 @@ from htr_ssl.data.crops import default_cache_dir, materialize_crops
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate
 from htr_ssl.data.sampler import EpochSampler
-from htr_ssl.data.splits import label_subset, select, write_ids, writer_disjoint_split
-from htr_ssl.data.transforms import AugmentConfig, as_callable, build_augment
+from htr_ssl.data.splits import (
+    check_splits,
+    label_subset,
+    select,
+    write_ids,
+    writer_disjoint_split,
+)
+from htr_ssl.data.transforms import RECIPES, AugmentConfig, as_callable, build_augment
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,35 @@ class DataConfig:
     strict_images: bool = False
     word_images: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse out-of-range options before any file is read, naming the option."""
+        from htr_ssl.data.readers import READERS
+
+        if self.name not in READERS:
+            raise ValueError(f"data.name={self.name!r} is not a dataset format; valid: "
+                             f"{', '.join(sorted(READERS))}")
+        _labels_amount(self.labels)
+        for option in ("height", "batch_size", "eval_batch_size"):
+            if getattr(self, option) < 1:
+                raise ValueError(f"data.{option}={getattr(self, option)} must be >= 1")
+        if self.max_width is not None and self.max_width < 1:
+            raise ValueError(f"data.max_width={self.max_width} must be >= 1 (or null: no cap)")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers} must be >= 0")
+        if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1
+                and self.val_frac + self.test_frac < 1):
+            raise ValueError(f"data.val_frac={self.val_frac} and data.test_frac="
+                             f"{self.test_frac} must be in [0, 1) with a sum below 1")
+        if self.oov not in ("error", "drop", "map"):
+            raise ValueError(f"data.oov={self.oov!r}; use error, drop or map")
+        augment = self.augment
+        if isinstance(augment, AugmentConfig):
+            if augment.recipe not in RECIPES:
+                raise ValueError(f"data.augment.recipe={augment.recipe!r}; valid: "
+                                 f"{', '.join(RECIPES)}")
+            if not 0 <= augment.p <= 1:
+                raise ValueError(f"data.augment.p={augment.p} must be in [0, 1]")
+
 
 @dataclass
 class Prepared:
@@ -66,23 +101,29 @@ class Prepared:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
 
-def load_samples(cfg: DataConfig) -> list[Sample]:
-    """Read the dataset; give it a writer-disjoint split when the format has none."""
-    samples = read_dataset(cfg.name, Path(cfg.root), **cfg.reader_args)
+def load_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
+    """Read the dataset; give it a writer-disjoint split when the format has none.
+
+    `unlabeled` keeps samples without a transcription (pretraining never reads the text).
+    """
+    samples = read_dataset(cfg.name, Path(cfg.root), unlabeled, **cfg.reader_args)
     if not samples:
         raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no usable samples")
-    if any(not s.split for s in samples):
+    fallback = any(not s.split for s in samples)
+    if fallback:
         log.info("no official split for %s: using a writer-disjoint split (seed %d)",
                  cfg.name, cfg.split_seed)
         samples = writer_disjoint_split(samples, cfg.val_frac, cfg.test_frac, cfg.split_seed)
+    log.info("%s", check_splits(samples, writer_disjoint=fallback))
     return samples
 
 
 def _labels_amount(labels: float) -> float | int:
     """1.0 and 0.05 are fractions; 250 (or 250.0) is a line count."""
+    if not labels > 0 or (labels > 1 and labels != int(labels)):
+        raise ValueError(f"data.labels={labels}: give a fraction of the training split in "
+                         "(0, 1] (e.g. 0.1) or a whole number of labeled lines (e.g. 250)")
     if labels > 1:
-        if labels != int(labels):
-            raise ValueError(f"labels={labels}: give a fraction in (0, 1] or a whole line count")
         return int(labels)
     return float(labels)
 
@@ -102,10 +143,7 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
     train = label_subset(train_all, _labels_amount(cfg.labels), cfg.label_seed)
     alphabet = alphabet or Alphabet.from_texts(s.text for s in train_all)
     val, test = select(samples, "val"), select(samples, "test")
-    if cfg.crop_cache:
-        cache = default_cache_dir() if cfg.crop_cache == "auto" else Path(cfg.crop_cache)
-        train, val, test = (materialize_crops(part, cache, progress=True)
-                            for part in (train, val, test))
+    train, val, test = (cached_crops(part, cfg) for part in (train, val, test))
     prepared = Prepared(
         train=apply_oov_policy(train, alphabet, cfg.oov, cfg.oov_map),
         val=eval_split(val, alphabet, cfg, "val"),
@@ -119,6 +157,14 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
         write_ids(samples, Path(run_dir) / "splits.tsv")
         write_ids(prepared.train, Path(run_dir) / "labeled_ids.tsv")
     return prepared
+
+
+def cached_crops(samples: list[Sample], cfg: DataConfig) -> list[Sample]:
+    """Samples cut from page images, redirected to their cached line crops (see crops.py)."""
+    if not cfg.crop_cache:
+        return samples
+    cache = default_cache_dir() if cfg.crop_cache == "auto" else Path(cfg.crop_cache)
+    return materialize_crops(samples, cache, progress=True)
 
 
 def eval_split(samples: list[Sample], alphabet: Alphabet, cfg: DataConfig,
@@ -139,12 +185,15 @@ def make_loader(
     seed: int = 0,
     rank: int = 0,
     world: int = 1,
+    views: int = 1,
 ) -> DataLoader:
     """A DataLoader over `samples`: augmented, shuffled and with encoded targets when `train`;
-    evaluation loaders carry only the reference texts (which may hold unknown characters)."""
+    evaluation loaders carry only the reference texts (which may hold unknown characters).
+    `views` > 1 gives each training image that many aligned augmentations (contrastive pretexts).
+    """
     augment = as_callable(build_augment(cfg.augment)) if train else None
     dataset = TextImageDataset(samples, alphabet if train else None, cfg.height, augment,
-                               cfg.max_width, cfg.strict_images)
+                               cfg.max_width, cfg.strict_images, views if train else 1)
     batch_size = cfg.batch_size if train else cfg.eval_batch_size
     widths = [s.aspect() for s in samples] if cfg.bucket else None
     sampler = EpochSampler(len(samples), seed=seed, shuffle=train, rank=rank, world=world,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -63,16 +64,21 @@ class Batch:
     ids: list[str]
     texts: list[str]
     dropped: int = 0  # unreadable images left out of this batch
+    # (V, B, 1, H, Wmax): V differently augmented views of each image, all of the first view's
+    # width (horizontally aligned), for contrastive pretexts; `images` is views[0]. None if V = 1.
+    views: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
+        views = self.views.to(device, non_blocking=True) if self.views is not None else None
         return Batch(
-            self.images.to(device, non_blocking=True),
+            views[0] if views is not None else self.images.to(device, non_blocking=True),
             self.widths.to(device),
             self.targets.to(device),
             self.target_lengths.to(device),
             self.ids,
             self.texts,
             self.dropped,
+            views,
         )
 
     def __len__(self) -> int:
@@ -94,7 +100,11 @@ class TextImageDataset(Dataset):
         augment: Callable[[np.ndarray, int | None], np.ndarray] | None = None,
         max_width: int | None = None,
         strict: bool = False,
+        views: int = 1,
     ) -> None:
+        if views < 1 or (views > 1 and augment is None):
+            raise ValueError(f"views={views}: need >= 1, and an augmentation for more than one")
+        self.views = views
         self.samples = list(samples)
         self.alphabet = alphabet
         self.height = height
@@ -120,16 +130,30 @@ class TextImageDataset(Dataset):
             img = self.image(index, seed)
         except ImageReadError as err:
             if self.strict:
-                raise
+                raise ImageReadError(f"sample {sample.id}: {err}") from err
             log.warning("skipping sample %s: %s", sample.id, err)
             return None
         target = self.alphabet.encode(sample.text, sample_id=sample.id) if self.alphabet else []
-        return {
+        item = {
             "image": torch.from_numpy(img),
             "target": torch.tensor(target, dtype=torch.long),
             "id": sample.id,
             "text": sample.text,
         }
+        if self.views > 1:
+            item["views"] = [item["image"]] + [
+                torch.from_numpy(self._aligned_view(index, img.shape[1], seed, k))
+                for k in range(1, self.views)]
+        return item
+
+    def _aligned_view(self, index: int, width: int, seed: int | None, k: int) -> np.ndarray:
+        """Another augmentation of the same image, scaled to the first view's width so that
+        column x of both views shows the same stretch of writing."""
+        view_seed = None if seed is None else (seed * 7919 + k) % (2**31 - 1)
+        img = self.image(index, view_seed)
+        if img.shape[1] != width:
+            img = cv2.resize(img, (width, self.height), interpolation=cv2.INTER_AREA)
+        return img
 
 
 def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
@@ -146,10 +170,13 @@ def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
     widths = torch.tensor([it["image"].shape[1] for it in kept], dtype=torch.long)
     lengths = torch.tensor([len(it["target"]) for it in kept], dtype=torch.long)
     padded = -(-int(widths.max()) // width_multiple) * width_multiple
-    images = torch.ones(len(kept), 1, height, padded, dtype=torch.float32)
+    n_views = len(kept[0].get("views", [None]))
+    views = torch.ones(n_views, len(kept), 1, height, padded, dtype=torch.float32)
     targets = torch.zeros(len(kept), max(int(lengths.max()), 1), dtype=torch.long)
     for i, it in enumerate(kept):
-        images[i, 0, :, : widths[i]] = it["image"].float() / 255.0
+        for v, img in enumerate(it.get("views", [it["image"]])):
+            views[v, i, 0, :, : widths[i]] = img.float() / 255.0
         targets[i, : lengths[i]] = it["target"]
-    return Batch(images, widths, targets, lengths, [it["id"] for it in kept],
-                 [it["text"] for it in kept], len(items) - len(kept))
+    return Batch(views[0], widths, targets, lengths, [it["id"] for it in kept],
+                 [it["text"] for it in kept], len(items) - len(kept),
+                 views if n_views > 1 else None)

@@ -2,7 +2,8 @@
 
 Recipes follow HTR best practices (Retsinas et al. 2022): mild affine with shear, elastic or
 grid distortion, stroke-width change by erosion/dilation, brightness/contrast, noise and blur.
-`seqclr` keeps two views horizontally aligned (no flips, tiny rotations, no horizontal crops).
+`seqclr` keeps two views horizontally aligned (no flips, tiny rotations, no horizontal crops,
+vertical crops only).
 """
 
 from __future__ import annotations
@@ -73,10 +74,18 @@ def build_augment(cfg: AugmentConfig, seed: int | None = None) -> A.Compose | No
             A.GaussianBlur(blur_limit=(3, 5), p=p * 0.3),
         ]
     elif cfg.recipe == "seqclr":
+        # SeqCLR (Aberdam et al. 2021): every op keeps column x of a line at column x (up to
+        # the linear rescale TextImageDataset applies to line the views up): no flips, no
+        # horizontal crops or x-scaling, rotations of a degree, a perspective whose corners move
+        # by 1-2 % (at 2-5 % columns of a long line moved by up to 5 % of its width). The
+        # vertical crop cuts up to 10 % of the rows off the top and off the bottom; height
+        # normalization then restores the height.
         ops = [
+            A.RandomCropFromBorders(crop_left=0.0, crop_right=0.0, crop_top=0.1,
+                                    crop_bottom=0.1, p=p),
             A.Affine(**_white({"shear": {"x": (-10, 10), "y": 0}, "rotate": (-1, 1),
-                               "scale": {"x": (0.95, 1.05), "y": (0.8, 1.0)}}), p=p),
-            A.Perspective(scale=(0.02, 0.05), fit_output=True, border_mode=cv2.BORDER_CONSTANT,
+                               "scale": {"x": (1.0, 1.0), "y": (0.8, 1.0)}}), p=p),
+            A.Perspective(scale=(0.01, 0.02), fit_output=True, border_mode=cv2.BORDER_CONSTANT,
                           fill=255, p=p * 0.5),
             A.RandomBrightnessContrast(0.4, 0.4, p=p),
             A.OneOf([A.GaussianBlur(blur_limit=(3, 7)), A.Sharpen()], p=p),

@@ -177,6 +177,10 @@ class Encoder(nn.Module):
             self.lstm = BiLSTM(cnn_dim, hidden, n_layers, cfg.dropout if n_layers > 1 else 0.0)
         self.out_dim = 2 * hidden if self.lstm is not None else cnn_dim
 
+    def dim(self, contextual: bool = True) -> int:
+        """Width of the frames `forward(..., contextual)` returns."""
+        return self.out_dim if contextual else self.cnn_dim
+
     def frame_lengths(self, widths: torch.Tensor) -> torch.Tensor:
         """Frames per sample: ceil(width / horizontal stride), at least 1.
 
@@ -205,16 +209,18 @@ class Encoder(nn.Module):
             widths = torch.full((images.shape[0],), images.shape[-1], device=images.device)
         return self._cnn(images, widths)[0]
 
-    def forward(self, images: torch.Tensor, widths: torch.Tensor
+    def forward(self, images: torch.Tensor, widths: torch.Tensor, contextual: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, 1, H, W) in [0, 1], white = 1 -> frames (B, T, out_dim), lengths (B,).
 
         Frames at or beyond a sample's length are zero; the BiLSTM never reads
         them, which keeps a line's frames independent of what it was batched with.
+        `contextual=False` stops before the BiLSTM: the visual frames (B, T, cnn_dim) that
+        SeqCLR can contrast instead of the contextual ones.
         """
         fmap, lengths = self._cnn(images, widths)
         frames = fmap.amax(dim=2).transpose(1, 2)  # (B, T, C): column max-pool over height
-        if self.lstm is None:
+        if self.lstm is None or not contextual:
             return frames, lengths
         return self.lstm(self.dropout(frames), lengths), lengths
 

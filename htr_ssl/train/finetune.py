@@ -7,6 +7,7 @@ norm statistics stay as pretrained; only the decoder trains).
 
 from __future__ import annotations
 
+import json
 import logging
 import types
 from dataclasses import asdict, dataclass, field
@@ -16,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from htr_ssl.data.alphabet import Alphabet
+from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
+from htr_ssl.data.sample import Sample
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.encoders import EncoderConfig
@@ -46,8 +48,27 @@ class TrainJob:
     run_dir: Path
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
-    resume: Path | None = None
+    resume: Path | str | None = None  # a checkpoint, or "auto" (see train_recognizer)
     config: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""  # the name reports use for this data (e.g. the `data=` choice)
+
+
+def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What a report needs to place this run in its table: method x dataset x fraction x protocol.
+
+    The method is the pretext (or pretexts) of the checkpoint the encoder came from, "scratch"
+    without one, and "supervised" for an encoder taken from a recognizer.
+    """
+    if not job.finetune.init_from:
+        method = "scratch"
+    else:
+        meta = init_meta or {}
+        method = meta.get("method") or ("supervised" if meta.get("kind") == "recognizer"
+                                        else "pretrained")
+    return {"method": method, "dataset": job.dataset or job.data.name,
+            "labels": job.data.labels, "protocol": job.finetune.mode, "seed": job.trainer.seed,
+            "encoder": job.model.encoder.preset, "decoder": job.model.decoder,
+            "init_from": job.finetune.init_from}
 
 
 def freeze(module: nn.Module) -> None:
@@ -67,7 +88,9 @@ def recognizer_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Recognizer, Alphab
     model_cfg = RecognizerConfig(**{**cfg, "encoder": EncoderConfig(**cfg["encoder"])})
     alphabet = Alphabet.from_dict(ckpt["alphabet"])
     model = build_recognizer(model_cfg, alphabet)
-    model.load_state_dict(ckpt["model"])
+    checkpoint.load_weights(model, ckpt["model"], ckpt.get("path", "the checkpoint"),
+                            "recognizer", "the checkpoint's alphabet and weights disagree "
+                            "(was it edited?); use a best.pt / last.pt exactly as htr-ssl wrote it")
     return model, alphabet
 
 
@@ -76,20 +99,44 @@ def loss_fn(model: nn.Module, batch) -> tuple:
 
 
 def train_recognizer(job: TrainJob) -> dict[str, Any]:
-    """Train, keep the best checkpoint by validation CER, and score it on the test split."""
+    """Train, keep the best checkpoint by validation CER, and score it on the test split.
+
+    `job.resume` is a checkpoint path, None (a new run), or "auto": continue run_dir/last.pt
+    if the run was interrupted, skip it if it finished (summary["finished"]), else start.
+    """
     dist = init_from_env()
     run_dir = Path(job.run_dir)
+    resume = checkpoint.resolve_resume(run_dir, job.resume)
+    if resume == checkpoint.FINISHED:
+        return finished_summary(run_dir, dist.is_main)
+    if dist.is_main:
+        checkpoint.ensure_writable(run_dir)
     alphabet = None
-    if job.resume is not None:
-        alphabet = Alphabet.from_dict(checkpoint.load(job.resume)["alphabet"])
-    data = prepare(job.data, run_dir if dist.is_main else None, alphabet)
+    if resume is not None:
+        alphabet = Alphabet.from_dict(checkpoint.load(resume)["alphabet"])
+    try:
+        data = prepare(job.data, run_dir if dist.is_main else None, alphabet)
+    except OutOfAlphabetError as err:
+        if resume is None:
+            raise
+        raise OutOfAlphabetError(
+            f"the data has characters that the alphabet of the resumed run ({resume}) lacks. "
+            "Resume with the data the run started with, or start a new run with "
+            f"finetune.init_from={resume} (it takes only the encoder).\n{err}") from err
     alphabet = data.alphabet
     if dist.is_main:
         alphabet.save(run_dir / "alphabet.json")
     torch.manual_seed(job.trainer.seed)  # weight init is part of the run's seed
     model = build_recognizer(job.model, alphabet)
-    if job.finetune.init_from and job.resume is None:
-        checkpoint.load_encoder(model.encoder, job.finetune.init_from)
+    if model.ctc is not None:
+        report_too_narrow(data.train, job.data, model.encoder.wstride)
+    init_meta = None
+    if job.finetune.init_from:  # a resumed run reads it only for its description
+        init_meta = (checkpoint.load_encoder(model.encoder, job.finetune.init_from)
+                     if resume is None else checkpoint.load(job.finetune.init_from))
+        fresh = sorted({k.rsplit(".", 2)[0] for k in model.state_dict()
+                        if not k.startswith("encoder.")})
+        log.info("starting fresh (not in the encoder checkpoint): %s", ", ".join(fresh))
     if job.finetune.mode == "frozen":
         if not job.finetune.init_from:
             log.warning("finetune.mode=frozen without finetune.init_from trains a decoder on "
@@ -110,7 +157,7 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
     meta = {"kind": "recognizer", "alphabet": alphabet.to_dict(),
             "model_config": asdict(job.model), "config": job.config}
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
-                 validate if val_loader else None, job.resume, meta, dist)
+                 validate if val_loader else None, resume, meta, dist)
     summary: dict[str, Any] = {"main": dist.is_main, "step": result.step,
                                "best_val": result.best_metrics,
                                "skipped_steps": result.skipped_steps,
@@ -120,7 +167,55 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
         model.load_state_dict(checkpoint.load(best)["model"])
         metrics, rows = evaluate(model, make_loader(data.test, alphabet, job.data, False),
                                  alphabet, DecodeConfig(), job.metric)
-        metrics.update(split="test", checkpoint=str(best), labeled_lines=len(data.train))
+        metrics.update(split="test", checkpoint=str(best), labeled_lines=len(data.train),
+                       run=describe_run(job, init_meta))
         write_results(run_dir, metrics, rows)
         summary["test"] = metrics
+    if dist.is_main:
+        checkpoint.mark_done(run_dir, {"step": result.step, "stopped_early": result.stopped_early})
     return summary
+
+
+def finished_summary(run_dir: Path, main: bool) -> dict[str, Any]:
+    """What a skipped, already finished run reports: its step and saved test metrics."""
+    log.info("%s already finished (%s exists): skipped", run_dir, run_dir / checkpoint.DONE)
+    done = json.loads((run_dir / checkpoint.DONE).read_text(encoding="utf-8") or "{}")
+    summary: dict[str, Any] = {"main": main, "finished": True, "step": done.get("step", 0)}
+    if (run_dir / "metrics.json").is_file():
+        summary["test"] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return summary
+
+
+def too_narrow(samples: list[Sample], height: int, max_width: int | None,
+               wstride: int) -> list[tuple[str, int, int]]:
+    """(id, frames, frames needed) of every sample with too few CTC frames for its text.
+
+    The width comes from the image header (as scaled to `height`), so augmentation can move
+    a borderline line a frame either way.
+    """
+    out = []
+    for s in samples:
+        aspect = s.aspect()
+        if not aspect:
+            continue
+        width = max(1, round(aspect * height))
+        width = min(width, max_width) if max_width else width
+        frames = -(-width // wstride)
+        needed = len(s.text) + sum(a == b for a, b in zip(s.text, s.text[1:], strict=False))
+        if frames < needed:
+            out.append((s.id, frames, needed))
+    return out
+
+
+def report_too_narrow(samples: list[Sample], cfg: DataConfig, wstride: int) -> int:
+    """Warn, before training, about lines CTC cannot align: they are left out of the loss."""
+    bad = too_narrow(samples, cfg.height, cfg.max_width, wstride)
+    if bad:
+        shown = ", ".join(f"{sid} ({f} frames, needs {n})" for sid, f, n in bad[:5])
+        log.warning(
+            "%d of %d training lines are too narrow for their transcription under CTC "
+            "(at data.height=%d the encoder gives one frame per %d px): %s. They are left out "
+            "of the CTC loss and counted. Fix: check those images and transcriptions, raise "
+            "data.height, or use decoder=attention", len(bad), len(samples), cfg.height,
+            wstride, shown)
+    return len(bad)

@@ -1,0 +1,64 @@
+"""htr-ssl-pretrain: self-supervised pretraining of the encoder (configs/pretrain.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.data.pipeline import DataConfig
+from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.pretext.registry import pretext_config
+from htr_ssl.train.loop import TrainerConfig
+from htr_ssl.train.pretrain import PretrainJob, pretrain
+
+
+def job_from_config(cfg: DictConfig) -> PretrainJob:
+    """`cfg.pretext` holds one node per chosen pretext (`pretext=[rotation,seqclr]`)."""
+    pretexts, weights = {}, {}
+    for name, node in resolved(cfg).get("pretext", {}).items():
+        node = dict(node)
+        weights[name] = float(node.pop("weight", 1.0))
+        pretexts[name] = pretext_config(name, node)
+    auto = str(cfg.resume) == "auto"  # continue run_dir's last.pt, skip it if finished
+    resume = Path(cfg.resume) if cfg.resume and not auto else None
+    return PretrainJob(
+        data=to_dataclass(DataConfig, cfg.data),
+        encoder=to_dataclass(EncoderConfig, cfg.model),
+        pretexts=pretexts,
+        weights=weights,
+        trainer=to_dataclass(TrainerConfig, cfg.trainer),
+        run_dir=resume.parent if resume else Path(cfg.run_dir),
+        splits=tuple(cfg.splits),
+        val_batches=int(cfg.val_batches),
+        resume="auto" if auto else resume,
+        config=resolved(cfg),
+    )
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
+def main(cfg: DictConfig) -> None:
+    quiet_libraries()
+    try:
+        job = job_from_config(cfg)
+        summary = pretrain(job)
+    except user_errors() as err:
+        fail(err)
+    if summary.get("finished"):
+        print(f"\npretraining in {job.run_dir} had already finished: skipped (resume=auto)")
+    elif summary["main"]:
+        val = summary["best_val"]
+        shown = "  ".join(f"{k} {v:.3f}" for k, v in val.items())
+        print(f"\npretrained {summary['method']} for {summary['step']} steps: {job.run_dir}")
+        if shown:
+            print(f"best validation: {shown}")
+    best = summary["best"] or summary["last"]
+    if summary["main"]:
+        print(f"fine-tune with: htr-ssl-train finetune.init_from={best}")
+
+
+if __name__ == "__main__":
+    main()

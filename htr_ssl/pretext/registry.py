@@ -1,0 +1,56 @@
+"""Pretexts by name: `PRETEXTS[name] = (ConfigDataclass, PretextClass)`.
+
+A new method is a module in this package with a config dataclass and a `Pretext` subclass,
+one line here, and a `configs/pretext/<name>.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from htr_ssl.models.encoders import Encoder
+from htr_ssl.pretext.base import Pretext
+from htr_ssl.pretext.bootstrap import BYOL, BYOLConfig, SimSiam, SimSiamConfig
+from htr_ssl.pretext.decorrelation import Barlow, BarlowConfig, VICReg, VICRegConfig
+from htr_ssl.pretext.geometric import Flip, FlipConfig, Rotation, RotationConfig
+from htr_ssl.pretext.masked import Masked, MaskedConfig
+from htr_ssl.pretext.puzzle import Jigsaw, JigsawConfig, Sorting, SortingConfig
+from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
+from htr_ssl.pretext.simclr import SimCLR, SimCLRConfig
+
+PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
+    "rotation": (RotationConfig, Rotation),
+    "flip": (FlipConfig, Flip),
+    "seqclr": (SeqCLRConfig, SeqCLR),
+    "simclr": (SimCLRConfig, SimCLR),
+    "vicreg": (VICRegConfig, VICReg),
+    "barlow": (BarlowConfig, Barlow),
+    "jigsaw": (JigsawConfig, Jigsaw),
+    "sorting": (SortingConfig, Sorting),
+    "byol": (BYOLConfig, BYOL),
+    "simsiam": (SimSiamConfig, SimSiam),
+    "masked": (MaskedConfig, Masked),
+}
+
+
+def pretext_config(name: str, values: dict[str, Any] | None = None) -> Any:
+    """The config dataclass of pretext `name`; unknown names and keys are errors that list the
+    valid ones."""
+    if name not in PRETEXTS:
+        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
+    cls = PRETEXTS[name][0]
+    values = dict(values or {})
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - valid
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for pretext {name!r}; "
+                         f"valid: {sorted(valid)}")
+    return cls(**values)
+
+
+def build_pretext(name: str, cfg: Any, encoder: Encoder) -> Pretext:
+    """Instantiate pretext `name` with its heads sized for `encoder`."""
+    if name not in PRETEXTS:
+        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
+    return PRETEXTS[name][1](cfg, encoder)

@@ -1,0 +1,122 @@
+"""Pretraining an encoder on unlabeled images with one or more pretexts.
+
+Transcriptions are never read: samples are loaded as images only, so a folder of scans without
+text works (`data=images`). Only the training split is used unless `splits` says otherwise,
+so no test line ever shapes the encoder that is later scored on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from htr_ssl.data.pipeline import DataConfig, cached_crops, load_samples, make_loader
+from htr_ssl.data.splits import select, write_ids
+from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
+from htr_ssl.train import checkpoint
+from htr_ssl.train.distributed import init_from_env
+from htr_ssl.train.loop import TrainerConfig, fit
+
+log = logging.getLogger(__name__)
+
+VAL_SEED = 12_345  # validation batches and their pretext transforms are the same every time
+
+
+@dataclass
+class PretrainJob:
+    """`pretexts` maps each pretext name to its config dataclass; `weights` to its loss weight."""
+
+    data: DataConfig
+    encoder: EncoderConfig
+    pretexts: dict[str, Any]
+    trainer: TrainerConfig
+    run_dir: Path
+    weights: dict[str, float] = field(default_factory=dict)
+    splits: tuple[str, ...] = ("train",)
+    val_batches: int = 20
+    resume: Path | str | None = None  # a checkpoint, or "auto" (continue / skip if done)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
+    """(pretraining samples, validation samples) with their texts blanked out."""
+    bad = set(job.splits) - {"train", "val", "test"}
+    if bad or not job.splits:
+        raise ValueError(f"pretrain.splits={list(job.splits)}: choose from train, val, test")
+    if "test" in job.splits:
+        log.warning("pretraining on the TEST split: scores on it are no longer unbiased")
+    samples = load_samples(job.data, unlabeled=True)
+    train = [s for name in job.splits for s in select(samples, name)]
+    val = select(samples, "val") if "val" not in job.splits else []
+    if not train:
+        raise ValueError(f"no samples in split(s) {list(job.splits)} of {job.data.name} at "
+                         f"{job.data.root}")
+    return cached_crops(train, job.data), cached_crops(val, job.data)
+
+
+def pretrain(job: PretrainJob) -> dict[str, Any]:
+    """Train the encoder; best.pt is chosen by the validation pretext loss when there is a
+    validation split. Returns a summary with the final validation metrics."""
+    dist = init_from_env()
+    run_dir = Path(job.run_dir)
+    resume = checkpoint.resolve_resume(run_dir, job.resume)
+    if resume == checkpoint.FINISHED:
+        log.info("pretraining in %s is finished: nothing to do (resume=auto)", run_dir)
+        return {"main": dist.is_main, "finished": True, "step": None, "method": "+".join(
+            job.pretexts), "best_val": {}, "last": run_dir / "last.pt",
+            "best": run_dir / "best.pt" if (run_dir / "best.pt").is_file() else None}
+    if dist.is_main:
+        checkpoint.ensure_writable(run_dir)
+    train, val = unlabeled_splits(job)
+    if dist.is_main:
+        write_ids(train, run_dir / "pretrain_ids.tsv")
+    torch.manual_seed(job.trainer.seed)
+    model = build_pretext_model(job.encoder, job.pretexts, job.weights)
+    views = model.views
+    if views > 1 and job.data.augment.recipe == "none":
+        raise ValueError(f"{model.method} contrasts augmented views: set data.augment.recipe "
+                         "(seqclr keeps views aligned)")
+    loader = make_loader(train, None, job.data, True, job.trainer.seed, dist.rank, dist.world,
+                         views)
+    log.info("pretraining %s on %d unlabeled images (%s), %d view(s) each", model.method,
+             len(train), "+".join(job.splits), views)
+    validate = None
+    if val:
+        val_loader = make_loader(val, None, job.data, True, VAL_SEED, views=views)
+
+        def validate(m: nn.Module) -> dict[str, float]:
+            return pretext_metrics(m, val_loader, job.val_batches)
+
+    meta = {**checkpoint_meta(model), "data_config": asdict(job.data), "config": job.config}
+    trainer = job.trainer
+    if trainer.monitor == "cer":  # the recognizer default; a pretext is judged by its loss
+        trainer = TrainerConfig(**{**asdict(trainer), "monitor": "loss", "monitor_mode": "min"})
+    result = fit(model, loss_fn, loader, trainer, run_dir, validate, resume, meta, dist)
+    if dist.is_main:
+        checkpoint.mark_done(run_dir, {"step": result.step, "method": model.method})
+    return {"main": dist.is_main, "step": result.step, "method": model.method,
+            "best_val": result.best_metrics, "last": result.last_path, "best": result.best_path}
+
+
+def pretext_metrics(model: nn.Module, loader, max_batches: int) -> dict[str, float]:
+    """Mean loss and pretext metrics over up to `max_batches` validation batches, with the
+    random pretext transforms seeded so every validation sees the same task."""
+    device = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    n = 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(VAL_SEED)
+        for i, batch in enumerate(loader):
+            if i >= max_batches:
+                break
+            loss, metrics = model(batch.to(device))
+            for k, v in {"loss": loss, **metrics}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            n += 1
+    return {k: v / max(n, 1) for k, v in sums.items()}
