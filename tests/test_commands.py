@@ -112,3 +112,28 @@ def test_pretrain_rejects_an_unknown_pretext(tmp_path):
     proc = run("pretrain", "+pretext.rotatoin={}", "trainer.progress=false",
                f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path, ok=False)
     assert proc.returncode == 2 and "available:" in proc.stderr and "rotation" in proc.stderr
+
+
+def test_torchrun_contrastive_pretraining(tiny_lines, tmp_path):
+    """DDP pretraining over gloo: SeqCLR gathers negatives across the 2 ranks, leaves the BiLSTM
+    unused (contextual=false; find_unused_parameters=auto handles it), and validates on rank 0
+    alone (where a gather would wait forever for the other rank)."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "htr_ssl.cli.pretrain",
+           "pretext=seqclr", "pretext.seqclr.contextual=false", "data=folder",
+           f"data.root={tiny_lines}", "data.height=32", "data.num_workers=0",
+           "data.batch_size=4", "trainer.max_steps=2", "trainer.val_every=2",
+           "trainer.progress=false", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'pre'}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # torchrun and both ranks: a hang must not outlive the test
+        proc.communicate()
+        raise AssertionError("DDP pretraining hung (a collective on one rank only?)") from None
+    assert proc.returncode == 0, err[-3000:]
+    assert out.count("pretrained seqclr for 2 steps") == 1
+    best = torch.load(tmp_path / "pre" / "best.pt", weights_only=False)
+    assert best["method"] == "seqclr" and best["loop"]["step"] == 2
+    assert "val/seqclr/acc" in (tmp_path / "pre" / "log.csv").read_text()

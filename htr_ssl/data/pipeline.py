@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import torch
 from torch.utils.data import DataLoader
 
@@ -190,6 +191,11 @@ def make_loader(
     """A DataLoader over `samples`: augmented, shuffled and with encoded targets when `train`;
     evaluation loaders carry only the reference texts (which may hold unknown characters).
     `views` > 1 gives each training image that many aligned augmentations (contrastive pretexts).
+
+    Worker processes stay alive across epochs (no re-spawn, no re-import each epoch) and run
+    single-threaded; batches are pinned when a GPU is present so the copy overlaps compute.
+    Resumption stays exact: the sampler, in the main process, gives every item its own
+    augmentation seed, so which worker decodes it does not matter.
     """
     augment = as_callable(build_augment(cfg.augment)) if train else None
     dataset = TextImageDataset(samples, alphabet if train else None, cfg.height, augment,
@@ -205,6 +211,15 @@ def make_loader(
         collate_fn=collate,
         num_workers=cfg.num_workers,
         drop_last=False,
-        persistent_workers=False,
+        persistent_workers=cfg.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=init_worker if cfg.num_workers > 0 else None,
         generator=torch.Generator(),  # keeps the global RNG untouched, for exact resumption
     )
+
+
+def init_worker(_worker_id: int) -> None:
+    """The workers are the parallelism: OpenCV's and torch's own thread pools inside each of
+    them would oversubscribe the cores (and OpenCV's can hang after fork)."""
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)

@@ -81,6 +81,14 @@ class Batch:
             views,
         )
 
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (DataLoader(pin_memory=True) calls this), so that
+        `.to(cuda)` copies asynchronously."""
+        views = self.views.pin_memory() if self.views is not None else None
+        images = views[0] if views is not None else self.images.pin_memory()
+        return Batch(images, self.widths.pin_memory(), self.targets.pin_memory(),
+                     self.target_lengths.pin_memory(), self.ids, self.texts, self.dropped, views)
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -178,5 +178,5 @@ class BYOL(SimSiam):
         # validation (eval mode) must not move the target
         m = self.update_target(encoder) if self.training else self.momentum()
         loss, metrics = super().forward(encoder, batch)
-        metrics["momentum"] = torch.tensor(m)
+        metrics["momentum"] = torch.tensor(m, device=loss.device)
         return loss, metrics

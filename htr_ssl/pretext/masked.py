@@ -136,10 +136,10 @@ class Masked(Pretext):
         q = self.query(context[mask])
         t = self.target(visual.detach()[mask])
         k = min(self.cfg.distractors, len(q) - 1)
-        metrics = {"chance": torch.tensor(100.0 / (k + 1)),
+        metrics = {"chance": torch.tensor(100.0 / (k + 1), device=q.device),
                    "masked": mask.sum() / n_frames.sum() * 100}
         if k == 0:  # a single masked frame: nothing to tell it from
-            return q.sum() * 0.0, {"acc": torch.tensor(100.0), **metrics}
+            return q.sum() * 0.0, {"acc": torch.tensor(100.0, device=q.device), **metrics}
         distractors = sample_distractors(mask.nonzero()[:, 0], k)
         loss = masked_infonce(q, t, distractors, self.cfg.temperature)
         acc = candidate_top1(candidate_logits(q.detach(), t.detach(), distractors, 1.0))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,37 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device, enabled: bool) -> nn.Module:
+    """BatchNorm -> SyncBatchNorm when training on several GPUs, so each layer normalizes with
+    the statistics of the global batch (a per-GPU batch of a few lines gives noisy ones, and
+    contrastive methods can cheat through per-rank statistics). SyncBatchNorm shares the
+    parameters and buffers of the layer it replaces, so the optimizer and checkpoints are
+    unaffected. PyTorch has no SyncBatchNorm on the CPU: there (gloo) each rank keeps its own
+    statistics."""
+    if not enabled:
+        return model
+    if device.type != "cuda":
+        log.info("trainer.sync_bn: no SyncBatchNorm on %s; BatchNorm uses per-rank statistics",
+                 device.type)
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def needs_find_unused(model: nn.Module, option: bool | str) -> bool:
+    """DDP must be told when some trainable parameters get no gradient in a step, or it waits
+    for them forever. `auto`: on for pretraining models (a pretext may skip parts of the
+    encoder, e.g. `contextual: false` leaves the BiLSTM out, or a head in a degenerate batch),
+    off for recognizers, whose every head is in every loss."""
+    if option == "auto":
+        return hasattr(model, "pretexts")
+    return bool(option)
+
+
+def wrap_ddp(module: nn.Module, device: torch.device, find_unused: bool
+             ) -> DistributedDataParallel:
+    """DDP over `module` on this process's device (gradients averaged across ranks)."""
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused)

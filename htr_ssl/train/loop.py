@@ -21,15 +21,23 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from htr_ssl.train import checkpoint
-from htr_ssl.train.distributed import DistInfo, all_agree, broadcast_flag, resolve_device
+from htr_ssl.train.distributed import (
+    DistInfo,
+    all_agree,
+    broadcast_flag,
+    needs_find_unused,
+    resolve_device,
+    sync_batchnorm,
+    wrap_ddp,
+)
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import lr_lambda
+from htr_ssl.train.speed import compile_model, pad_ratio
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,10 @@ class TrainerConfig:
     """`checkpoint_every`: steps between last.pt writes besides validations and the end (a
     killed run loses at most that many steps; 0: only at validations). `deterministic`: torch's
     deterministic kernels, so a resumed run ends with the same weights as an uninterrupted one
-    (on CPU; on CUDA as far as the ops allow)."""
+    (on CPU; on CUDA as far as the ops allow). `compile`: torch.compile the encoder (helps on
+    GPUs; on the CPU the first steps are slow). Under torchrun, `sync_bn` makes BatchNorm use
+    global-batch statistics on GPUs (no-op on CPU), and `find_unused_parameters` (true, false or
+    auto: on for pretraining) lets DDP handle parameters a step leaves without gradient."""
 
     max_steps: int = 2000
     lr: float = 1e-3
@@ -70,8 +81,14 @@ class TrainerConfig:
     seed: int = 0
     progress: bool = True
     deterministic: bool = False
+    compile: bool = False
+    sync_bn: bool = True
+    find_unused_parameters: bool | str = "auto"
 
     def __post_init__(self) -> None:
+        if self.find_unused_parameters not in (True, False, "auto"):
+            raise ValueError(f"trainer.find_unused_parameters={self.find_unused_parameters!r}; "
+                             "use true, false or auto")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"trainer.precision={self.precision!r}; use bf16 or fp32")
         if self.monitor_mode not in ("min", "max"):
@@ -169,6 +186,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     device = resolve_device(cfg.device, dist_info.local_rank)
     model.to(device)
+    if dist_info.enabled:
+        model = sync_batchnorm(model, device, cfg.sync_bn)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
@@ -183,9 +202,11 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
         _restore(resume, model, optimizer, scheduler, state)
     else:
         torch.manual_seed(cfg.seed)
+    if cfg.compile:
+        compile_model(model)
     if dist_info.enabled:
-        ddp = DistributedDataParallel(_LossModule(model, loss_fn), device_ids=[device.index]
-                                      if device.type == "cuda" else None)
+        ddp = wrap_ddp(_LossModule(model, loss_fn), device,
+                       needs_find_unused(model, cfg.find_unused_parameters))
 
         def compute(batch):
             return ddp(batch)
@@ -207,13 +228,14 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     bad_in_row, stop, interrupted = 0, bool(state["stopped_early"]), False
     if stop:
         log.info("this run stopped early at step %d: nothing left to train", state["step"])
-    t0, seen = time.perf_counter(), 0
+    t0, seen, pads = time.perf_counter(), 0, []
     batch_size = loader.batch_size or 1
     model.train()
     while state["step"] < cfg.max_steps and not stop and not interrupted:
         loader.sampler.set_epoch(state["epoch"], start=state["batch_in_epoch"] * batch_size)
         for batch in loader:
             state["batch_in_epoch"] += 1
+            pads.append(pad_ratio(batch))  # on the CPU copy: no device sync
             batch = batch.to(device)
             with autocast(device, cfg.precision):
                 loss, metrics = compute(batch)
@@ -249,6 +271,9 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
                 scalars = {"loss": float(loss), "lr": scheduler.get_last_lr()[0],
                            "grad_norm": float(grad_norm), "samples_per_s": rate,
                            **{k: float(v) for k, v in metrics.items()}}
+                if pads and None not in pads:  # mean share of padded pixels since last log
+                    scalars["pad_ratio"] = sum(pads) / len(pads)
+                pads.clear()
                 logger.log("train", step, scalars)
                 bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scalars['lr']:.1e}",
                                 sps=f"{rate:.0f}")

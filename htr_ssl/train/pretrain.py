@@ -18,6 +18,7 @@ from torch import nn
 from htr_ssl.data.pipeline import DataConfig, cached_crops, load_samples, make_loader
 from htr_ssl.data.splits import select, write_ids
 from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import init_from_env
@@ -106,11 +107,13 @@ def pretrain(job: PretrainJob) -> dict[str, Any]:
 
 def pretext_metrics(model: nn.Module, loader, max_batches: int) -> dict[str, float]:
     """Mean loss and pretext metrics over up to `max_batches` validation batches, with the
-    random pretext transforms seeded so every validation sees the same task."""
+    random pretext transforms seeded so every validation sees the same task. Under torchrun
+    only rank 0 validates: contrastive pretexts contrast within its batches alone."""
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
     n = 0
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            local_batch():
         torch.manual_seed(VAL_SEED)
         for i, batch in enumerate(loader):
             if i >= max_batches:

@@ -81,7 +81,8 @@ def test_read_dataset_drops_empty(tmp_path: Path, write_image, caplog) -> None:
 
 def test_registry_names() -> None:
     assert set(READERS) == {
-        "iam", "cvl", "rimes", "rimes_icdar2011", "pagexml", "alto", "folder", "tsv"
+        "iam", "cvl", "rimes", "rimes_icdar2011", "pagexml", "alto", "folder", "tsv",
+        "images",
     }
 
 
@@ -89,3 +90,16 @@ def test_texts_are_nfc_normalized(tmp_path: Path, write_image) -> None:
     write_image(tmp_path / "a.png")
     (tmp_path / "a.txt").write_text("cafe\u0301", encoding="utf-8")  # e + combining acute
     assert read_dataset("folder", tmp_path)[0].text == "caf\u00e9"
+
+
+def test_images_reader_needs_no_text(tmp_path: Path, write_image) -> None:
+    """Pretraining reads scans without transcriptions; the first folder level is the document."""
+    from htr_ssl.data.readers import read_dataset
+
+    write_image(tmp_path / "doc1" / "l1.png")
+    write_image(tmp_path / "doc1" / "l2.png")
+    write_image(tmp_path / "loose.png")
+    samples = read_dataset("images", tmp_path, unlabeled=True)
+    assert [(s.id, s.writer, s.text) for s in samples] == [
+        ("doc1/l1", "doc1", ""), ("doc1/l2", "doc1", ""), ("loose", "", "")]
+    assert read_dataset("images", tmp_path) == []  # labeled use drops text-less samples

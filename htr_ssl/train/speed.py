@@ -1,0 +1,36 @@
+"""Speed helpers for the training loop: optional torch.compile and the padding measure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def compile_model(model: nn.Module, backend: str = "inductor") -> nn.Module:
+    """Compile the encoder's forward (or the whole model's, if it has no `encoder`) in place.
+
+    The encoder is where the compute is, and it is shared by pretexts and recognizers, whose
+    losses call it rather than `model.forward`. `nn.Module.compile` keeps the parameter names,
+    so checkpoints stay loadable without compile. Widths change from batch to batch: the first
+    recompilation switches to dynamic shapes. Pays off on GPUs; on the CPU the first steps
+    are slow (compilation) and the gain is small.
+    """
+    target = getattr(model, "encoder", None)
+    target = target if isinstance(target, nn.Module) else model
+    target.compile(backend=backend)
+    log.info("torch.compile (%s) on %s", backend, type(target).__name__)
+    return model
+
+
+def pad_ratio(batch: Any) -> float | None:
+    """Share of a batch's image pixels that are padding: 1 - sum(widths) / (B * padded width).
+
+    Bucketing by width (data.bucket) keeps it low; None for batches without widths."""
+    widths, images = getattr(batch, "widths", None), getattr(batch, "images", None)
+    if widths is None or images is None or not len(widths):
+        return None
+    return 1.0 - float(widths.sum()) / (len(widths) * images.shape[-1])
