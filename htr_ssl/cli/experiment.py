@@ -24,13 +24,16 @@ from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob
 
 
-def pretext_defaults(name: str) -> dict[str, Any]:
-    """The options in configs/pretext/<name>.yaml (what `htr-ssl-pretrain pretext=<name>` uses)."""
+def pretext_defaults(name: str, trainer: DictConfig) -> dict[str, Any]:
+    """The options in configs/pretext/<name>.yaml (what `htr-ssl-pretrain pretext=<name>` uses),
+    with `${trainer.*}` in them resolved against the pretraining trainer."""
     path = Path(CONFIG_DIR) / "pretext" / f"{name}.yaml"
     if not path.is_file():
         pretext_config(name)  # raises the error that lists the valid names
         raise ValueError(f"pretext {name!r} has no config file {path}")
-    return dict(OmegaConf.to_container(OmegaConf.load(path)))  # type: ignore[arg-type]
+    root = OmegaConf.create({"trainer": OmegaConf.to_container(trainer, resolve=True),
+                             "pretext": OmegaConf.load(path)})
+    return dict(OmegaConf.to_container(root.pretext, resolve=True))  # type: ignore[arg-type]
 
 
 def pretrain_job(cfg: DictConfig) -> PretrainJob | None:
@@ -41,7 +44,7 @@ def pretrain_job(cfg: DictConfig) -> PretrainJob | None:
     overrides = resolved(pre.pretext) if pre.pretext else {}
     pretexts, weights = {}, {}
     for name in names:
-        options = {**pretext_defaults(name), **overrides.get(name, {})}
+        options = {**pretext_defaults(name, pre.trainer), **overrides.get(name, {})}
         weights[name] = float(options.pop("weight", 1.0))
         pretexts[name] = pretext_config(name, options)
     data = to_dataclass(DataConfig, cfg.data)

@@ -18,7 +18,7 @@ ENCODER = EncoderConfig("small", 32, lstm_layers=1, lstm_hidden=32, dropout=0.0)
 # name -> (steps, the metric read, chance level of that metric in %, margin above chance)
 EXPECT = {
     "rotation": (40, "acc", 50.0, 25.0),
-    "flip": (60, "acc", 25.0, 30.0),
+    "flip": (100, "acc", 25.0, 25.0),
     # retrieval of the positive among the held-out instances (16 lines x 5 windows, or 16 lines
     # for simclr): an untrained encoder already finds 38-44 % on these mildly augmented views,
     # so the margins sit above that (trained: seqclr 75, simclr 88, vicreg 60, barlow 72)
