@@ -1,5 +1,6 @@
 """`make demo`: synthetic data -> pretraining -> fine-tuning at two label fractions -> table,
-plot and heat maps, all under one folder, in about ten minutes on a 2-core CPU."""
+plot and heat maps, all under one folder. Sized for a 2-core CPU (15 min target; not yet timed
+end to end: see the README)."""
 
 from __future__ import annotations
 
