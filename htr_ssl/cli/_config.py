@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +33,17 @@ def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any]) -> T:
             value = to_dataclass(hint, value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def resume_and_run_dir(cfg: DictConfig) -> tuple[Path | str | None, Path]:
+    """`resume=` as the training functions take it (a checkpoint path, "auto" or None) and the
+    run folder: a resumed checkpoint keeps writing into its own folder; "auto" continues
+    `run_dir`'s last.pt, or skips the run if it finished."""
+    if str(cfg.resume) == "auto":
+        return "auto", Path(cfg.run_dir)
+    if cfg.resume:
+        return Path(cfg.resume), Path(cfg.resume).parent
+    return None, Path(cfg.run_dir)
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

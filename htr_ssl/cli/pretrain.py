@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._config import (
+    fail,
+    quiet_libraries,
+    resolved,
+    resume_and_run_dir,
+    to_dataclass,
+    user_errors,
+)
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.models.encoders import EncoderConfig
@@ -23,18 +28,17 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
         node = dict(node)
         weights[name] = float(node.pop("weight", 1.0))
         pretexts[name] = pretext_config(name, node)
-    auto = str(cfg.resume) == "auto"  # continue run_dir's last.pt, skip it if finished
-    resume = Path(cfg.resume) if cfg.resume and not auto else None
+    resume, run_dir = resume_and_run_dir(cfg)
     return PretrainJob(
         data=to_dataclass(DataConfig, cfg.data),
         encoder=to_dataclass(EncoderConfig, cfg.model),
         pretexts=pretexts,
         weights=weights,
         trainer=to_dataclass(TrainerConfig, cfg.trainer),
-        run_dir=resume.parent if resume else Path(cfg.run_dir),
+        run_dir=run_dir,
         splits=tuple(cfg.splits),
         val_batches=int(cfg.val_batches),
-        resume="auto" if auto else resume,
+        resume=resume,
         config=resolved(cfg),
     )
 

@@ -8,7 +8,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._config import (
+    fail,
+    quiet_libraries,
+    resolved,
+    resume_and_run_dir,
+    to_dataclass,
+    user_errors,
+)
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.eval.metrics import MetricConfig
@@ -35,17 +42,15 @@ def dataset_name(cfg: DictConfig) -> str:
 
 
 def job_from_config(cfg: DictConfig) -> TrainJob:
-    auto = str(cfg.resume) == "auto"  # continue run_dir's last.pt, skip it if finished
-    resume = Path(cfg.resume) if cfg.resume and not auto else None
+    resume, run_dir = resume_and_run_dir(cfg)
     return TrainJob(
         data=to_dataclass(DataConfig, cfg.data),
         model=recognizer_config(cfg),
         trainer=to_dataclass(TrainerConfig, cfg.trainer),
-        # a resumed run keeps writing into its own folder
-        run_dir=resume.parent if resume else Path(cfg.run_dir),
+        run_dir=run_dir,
         finetune=to_dataclass(FinetuneConfig, cfg.finetune),
         metric=to_dataclass(MetricConfig, cfg.metric),
-        resume="auto" if auto else resume,
+        resume=resume,
         config=resolved(cfg),
         dataset=dataset_name(cfg),
     )
