@@ -81,8 +81,8 @@ def test_read_dataset_drops_empty(tmp_path: Path, write_image, caplog) -> None:
 
 def test_registry_names() -> None:
     assert set(READERS) == {
-        "iam", "cvl", "rimes", "rimes_icdar2011", "pagexml", "alto", "folder", "tsv",
-        "images",
+        "iam", "cvl", "rimes", "rimes_icdar2011", "rimes_words", "pagexml", "alto", "folder",
+        "tsv", "images",
     }
 
 

@@ -14,7 +14,7 @@ from htr_ssl.data.readers.folder import read_folder, read_tsv
 from htr_ssl.data.readers.iam import read_iam
 from htr_ssl.data.readers.images import read_images
 from htr_ssl.data.readers.pagexml import read_pagexml
-from htr_ssl.data.readers.rimes import read_rimes, read_rimes_icdar2011
+from htr_ssl.data.readers.rimes import read_rimes, read_rimes_icdar2011, read_rimes_words
 from htr_ssl.data.sample import Sample
 from htr_ssl.data.splits import drop_empty
 
@@ -23,6 +23,7 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
     "cvl": read_cvl,
     "rimes": read_rimes,
     "rimes_icdar2011": read_rimes_icdar2011,
+    "rimes_words": read_rimes_words,
     "pagexml": read_pagexml,
     "alto": read_alto,
     "folder": read_folder,

@@ -1,10 +1,14 @@
-"""RIMES in its two distributions: RIMES-2011 line images, and the ICDAR 2011 page XML.
+"""RIMES in three distributions: RIMES-2011 line images, ICDAR 2011 page XML and word snippets.
 
 ICDAR 2011 XML (structure as used by public RIMES converters; assumed, not checked against the
 official DTD): `DocumentList > SinglePage@FileName > Paragraph > Line`, each `Line` carrying
 `Value` (text) and `Left Top Right Bottom` (page pixels; Right/Bottom taken as end-exclusive).
 `FileName` is resolved against the XML's folder and its parent, by full relative path first
 and then by base name, so both `images/x.png` layouts and flat folders work.
+
+ICDAR 2011 words: one ground-truth file per split at the root, each row `<image> <word>` with
+the image path relative to that split's snippet folder (e.g. `lot_1/00001_L/00001_L_0_0.tiff`).
+The snippet folders are also accepted without their `*snippets_icdar/` wrapper.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from htr_ssl.data.readers.common import (
     data_rows,
     descendants,
     find_image,
+    format_error,
     keep_existing,
     missing,
     parse_xml,
@@ -34,6 +39,16 @@ README = "datasets/rimes/README.md"
 SET_FILES = {"train": "TrainLines.txt", "val": "ValidationLines.txt", "test": "TestLines.txt"}
 BOX_KEYS = ("Left", "Top", "Right", "Bottom")
 ICDAR_FILES = {"train": "training_2011.xml", "test": "eval_2011_annotated.xml"}
+# split -> (ground-truth file names, the first found wins; image folders, the first found wins)
+WORD_FILES = {
+    "train": (("groundtruth_training_icdar2011.txt",),
+              ("trainingsnippets_icdar/training_WR", "training_WR")),
+    "val": (("ground_truth_validation_icdar2011.txt",),
+            ("validationsnippets_icdar/testdataset_ICDAR", "testdataset_ICDAR")),
+    # The distribution misspells the test file; the corrected name is accepted too.
+    "test": (("grount_truth_test_icdar2011.txt", "ground_truth_test_icdar2011.txt"),
+             ("data_test",)),
+}
 
 
 def read_rimes(root: Path, strict: bool = False) -> list[Sample]:
@@ -106,4 +121,40 @@ def _icdar_pages(xml: Path, split: str) -> list[Sample]:
             samples.append(
                 Sample(f"{stem}/{n:03d}", image, text, stem, split, bbox=(x0, y0, x1, y1))
             )
+    return samples
+
+
+def read_rimes_words(root: Path, strict: bool = False) -> list[Sample]:
+    """ICDAR 2011 RIMES words: one `<image> <word>` file per split; no writer ids are given."""
+    root = Path(root)
+    found = {split: gt for split, (names, _) in WORD_FILES.items()
+             if (gt := next((root / n for n in names if (root / n).is_file()), None))}
+    if not found:
+        raise missing("RIMES words", root, " or ".join(n[0] for n, _ in WORD_FILES.values()),
+                      README)
+    samples: list[Sample] = []
+    for split, (names, folders) in WORD_FILES.items():
+        if split not in found:
+            log.warning("RIMES words: %s not found; no %s words", root / names[0], split)
+            continue
+        folder = next((root / f for f in folders if (root / f).is_dir()), None)
+        if folder is None:
+            raise missing("RIMES words", root,
+                          f"{folders[0]}/ (the images {found[split].name} lists)", README)
+        samples += _word_rows(found[split], folder, split)
+    return keep_existing(samples, strict)
+
+
+def _word_rows(gt: Path, folder: Path, split: str) -> list[Sample]:
+    """Ids start with the snippet folder's name, so splits that reuse relative paths
+    (`lot_1/...`) never share an id."""
+    samples = []
+    for lineno, row in data_rows(gt):
+        fields = row.split(maxsplit=1)
+        if len(fields) < 2:
+            raise format_error(gt, lineno, "expected `<image path> <word>`", row,
+                               fix="add the word after the image path, or delete that line")
+        rel, text = fields
+        sid = f"{folder.name}/{Path(rel).with_suffix('').as_posix()}"
+        samples.append(Sample(sid, folder / rel, text.strip(), split=split))
     return samples
