@@ -80,6 +80,8 @@ def test_torchrun_two_processes(tiny_lines, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run: ") == 1
     assert (tmp_path / "ddp" / "last.pt").exists() and (tmp_path / "ddp" / "metrics.json").exists()
+    log = (tmp_path / "ddp" / "train.log").read_text()  # both ranks share Hydra's log file
+    assert log.count("labeled train (of") == 1, log  # only rank 0's info lines are in it
 
 
 def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):

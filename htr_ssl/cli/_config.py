@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,9 +52,13 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def quiet_libraries() -> None:
+def quiet_logging() -> None:
+    """Keep the log about the run: libraries' chatter off, and under torchrun only rank 0's
+    info lines (every rank shares Hydra's log file, so other ranks keep warnings and errors)."""
     for name in ("matplotlib", "PIL", "h5py"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if int(os.environ.get("RANK", "0")) > 0:
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

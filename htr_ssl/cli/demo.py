@@ -11,7 +11,7 @@ import hydra
 from hydra import compose
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.experiment import pretrain_job
 from htr_ssl.cli.train import job_from_config
@@ -73,7 +73,7 @@ def heatmaps(cfg: DictConfig, out: Path, ccfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="demo")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     out = Path(cfg.out)
     t0 = time.perf_counter()
     try:

@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, resolve_head, write_results
@@ -46,7 +46,7 @@ def run_name(split: str, decode: DecodeConfig, head: str) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         ckpt = checkpoint.load(cfg.checkpoint)
         model, alphabet = recognizer_from_checkpoint(ckpt)

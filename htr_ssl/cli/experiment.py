@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from htr_ssl.cli._config import fail, quiet_libraries, resolved, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.train import job_from_config, print_summary
 from htr_ssl.data.pipeline import DataConfig
@@ -58,7 +58,7 @@ def pretrain_job(cfg: DictConfig) -> PretrainJob | None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="experiment")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         finetune = job_from_config(cfg)
         cell = Cell(cfg.method, finetune, pretrain_job(cfg))

@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, ListConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.predict import collect_images
 from htr_ssl.data.sample import Sample
@@ -33,7 +33,7 @@ def input_samples(inputs: list[str], limit: int = 0) -> list[Sample]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="heatmaps")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         paths = as_list(cfg.checkpoints)
         names = as_list(cfg.names) if cfg.names is not None else [None] * len(paths)

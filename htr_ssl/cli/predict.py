@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
-from htr_ssl.cli._config import fail, quiet_libraries, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.readers.common import IMAGE_EXTS
 from htr_ssl.data.sample import Sample, TextImageDataset, collate
@@ -37,7 +37,7 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else [str(cfg.inputs)]
     try:
         model, alphabet = recognizer_from_checkpoint(checkpoint.load(cfg.checkpoint))

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
     fail,
-    quiet_libraries,
+    quiet_logging,
     resolved,
     resume_and_run_dir,
     to_dataclass,
@@ -45,7 +45,7 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         job = job_from_config(cfg)
         summary = pretrain(job)

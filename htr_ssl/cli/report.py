@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.eval.report import build_tables, collect_runs, to_markdown, write_report
 
@@ -23,7 +23,7 @@ def positional_dir(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
 def _main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         root = Path(cfg.dir)
         records = collect_runs(root, cfg.split, cfg.include_eval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_libraries, to_dataclass, user_errors
+from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig, load_samples
 from htr_ssl.data.stats import format_table, sample_stats
@@ -13,7 +13,7 @@ from htr_ssl.data.stats import format_table, sample_stats
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         data = to_dataclass(DataConfig, cfg.data)
         samples = load_samples(data)

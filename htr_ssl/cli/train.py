@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
     fail,
-    quiet_libraries,
+    quiet_logging,
     resolved,
     resume_and_run_dir,
     to_dataclass,
@@ -72,7 +72,7 @@ def print_summary(summary: dict, run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries()
+    quiet_logging()
     try:
         job = job_from_config(cfg)
         summary = train_recognizer(job)
