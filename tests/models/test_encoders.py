@@ -59,3 +59,24 @@ def test_padding_is_neutral(preset: str) -> None:
     n = int(n_alone[0])
     assert n == int(n_padded[0])
     torch.testing.assert_close(padded[0, :n], alone[0, :n], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_inference_path_equals_the_autograd_path(preset: str) -> None:
+    """Without gradients on the CPU the blocks fold BatchNorm into the conv, mask in place and
+    pool through a view; the frames must be those of the path training and Grad-CAM use."""
+    torch.manual_seed(0)
+    enc = build_encoder(EncoderConfig(preset, height=32)).eval()
+    for m in enc.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # fresh statistics would fold to ~identity
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    images, widths = torch.rand(3, 1, 32, 128), torch.tensor([128, 90, 37])
+    reference, n_reference = enc(images, widths)  # gradients on: the autograd path
+    with torch.inference_mode():
+        fast, n_fast = enc(images, widths)
+    assert reference.requires_grad and not fast.requires_grad
+    assert torch.equal(n_fast, n_reference)
+    torch.testing.assert_close(fast, reference.detach(), atol=1e-4, rtol=1e-4)
