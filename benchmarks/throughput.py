@@ -183,7 +183,7 @@ def main() -> None:
             f"| 0 workers, unbucketed | {base[0]:.1f} | {base[1]:.2f} |\n"
             f"| {args.workers} persistent worker(s), bucketed | {opt[0]:.1f} | {opt[1]:.2f} |\n"
             f"\nSpeed-up: {opt[0] / base[0]:.2f}x\n")
-    write_section(HEADING, text, args.out)
+    write_section(f"{HEADING} ({', '.join(args.presets)}, {args.height} px)", text, args.out)
     print(f"wrote {args.out}")
 
 
