@@ -380,7 +380,7 @@ def plot(tables: Sequence[Table], path: Path | str) -> Path:
                             linestyle="--" if m.startswith(BASELINE) else "-")
         ax.set_xticks(range(len(cols)), [labels_header(n) for _, n in cols])
         ax.set_xlim(-0.5, len(cols) - 0.5)
-        ax.set_xlabel("labeled training lines")
+        ax.set_xlabel("labeled training data")
         ax.set_ylabel(f"{METRICS[t.metric][0]} (%)")
         ax.set_title(f"{dataset}: {PROTOCOL_NAMES.get(t.protocol, t.protocol)}", fontsize=9)
         ax.grid(alpha=0.3)
