@@ -139,3 +139,31 @@ def test_torchrun_contrastive_pretraining(tiny_lines, tmp_path):
     best = torch.load(tmp_path / "pre" / "best.pt", weights_only=False)
     assert best["method"] == "seqclr" and best["loop"]["step"] == 2
     assert "val/seqclr/acc" in (tmp_path / "pre" / "log.csv").read_text()
+
+
+def test_demo_end_to_end_on_tiny_settings(tmp_path):
+    """`make demo`'s command with its own config, shrunk: generates words, pretrains, fine-tunes
+    at two fractions and from scratch, prints the table, writes report and heat maps."""
+    cell = ["data.height=32", "data.reader_args.granularity=words", "data.word_images=true",
+            "data.augment.recipe=none", "data.num_workers=0", "pretrain.trainer.max_steps=2",
+            "pretrain.trainer.val_every=2", "trainer.max_steps=2", "trainer.val_every=2",
+            "trainer.progress=false", "pretrain.trainer.progress=false"]
+    proc = run("demo", "out=out", "methods=[scratch,rotation]", "labels=[0.5,1.0]",
+               "heatmap_lines=2", "generate.out_dir=data", "generate.n_writers=10",
+               "generate.forms_per_writer=1", "generate.lines_per_form=2",
+               "generate.progress=false", "generate.workers=1",
+               "cell=[" + ",".join(f"'{c}'" for c in cell) + "]", cwd=tmp_path)
+    out = tmp_path / "out"
+    assert "| scratch |" in proc.stdout and "| rotation |" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"everything is in {Path('out')}")
+    for name in ("table.md", "table.csv", "table.tex", "plot.png"):
+        assert (out / "report" / name).stat().st_size > 0, name
+    for method in ("scratch", "rotation"):
+        for labels in ("0.5", "1.0"):
+            run_dir = out / "synthetic" / method / "full" / f"labels_{labels}" / "seed_0"
+            scores = json.loads((run_dir / "metrics.json").read_text())
+            assert scores["split"] == "test" and scores["n"] > 0
+    assert (out / "pretrain" / "synthetic" / "rotation" / "best.pt").exists()
+    assert not (out / "pretrain" / "synthetic" / "scratch").exists()
+    assert (out / "heatmaps" / "sheet_gradcam.png").exists()
+    assert len(list((out / "heatmaps" / "rotation").glob("*.gradcam.png"))) == 2

@@ -1,6 +1,6 @@
 """`make demo`: synthetic data -> pretraining -> fine-tuning at two label fractions -> table,
-plot and heat maps, all under one folder. Sized for a 2-core CPU: about 9 minutes, 12 from a
-fresh clone with the install (README, Measured)."""
+plot and heat maps, all under one folder. Sized for a 2-core CPU: about 8.5 minutes, under 10
+from a fresh clone with the install (README, Measured)."""
 
 from __future__ import annotations
 

@@ -21,11 +21,13 @@ EXPECT = {
     "flip": (100, "acc", 25.0, 25.0),
     # retrieval of the positive among the held-out instances (16 lines x 5 windows, or 16 lines
     # for simclr): an untrained encoder already finds 38-44 % on these mildly augmented views,
-    # so the margins sit above that (trained: seqclr 75, simclr 88, vicreg 60, barlow 72)
+    # so the margins sit above that (trained: seqclr 75, simclr 88, vicreg 60, barlow 72). The
+    # decorrelation losses get 40 steps: after 30, another CPU's kernels (and 1 vs 2 threads)
+    # left them a point under the bar (barlow 52.5, vicreg 47.5); after 40: 67-81 and 76-79
     "seqclr": (30, "acc", 1.25, 55.0),
     "simclr": (40, "acc", 6.25, 50.0),
-    "vicreg": (30, "acc", 1.25, 49.0),
-    "barlow": (30, "acc", 1.25, 52.0),
+    "vicreg": (40, "acc", 1.25, 49.0),
+    "barlow": (40, "acc", 1.25, 52.0),
     # puzzles on 3 strips here (defaults: 4, for long lines): these rendered lines hold 2-4
     # words, and 4 strips of them need longer than this budget (4 seeds: jigsaw 44-75 %,
     # sorting 62-83 % after 50 steps)
