@@ -62,16 +62,29 @@ def test_typo_in_an_option_is_an_error():
         job_from_config(cfg)
 
 
-def sweep_cells(experiment: str) -> list[list[str]]:
-    """Every override combination `htr-ssl-experiment -m +experiment=NAME` would launch."""
-    import itertools
-
+def sweep_cells(experiment: str, command_line: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every override combination `htr-ssl-experiment -m +experiment=NAME ...command_line`
+    launches, split by Hydra's own basic sweeper (config params first, command line after)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     params = OmegaConf.load(GROUPS / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
-    axes = [[f"{key}={v.strip()}" for v in str(values).split(",")]
-            for key, values in params.items()]
-    return [list(cell) for cell in itertools.product(*axes)]
+    sweeper = BasicSweeper(max_batch_size=None, params=dict(params))
+    overrides = OverridesParser.create().parse_overrides(
+        [*sweeper._parse_config(), *command_line])
+    return [list(cell) for batch in BasicSweeper.split_arguments(overrides, None)
+            for cell in batch]
+
+
+def test_a_command_line_dataset_replaces_the_sweeps_datasets():
+    """The README's way to run paper_words on a copy outside datasets/: one dataset at a time."""
+    every = sweep_cells("paper_words")
+    one = sweep_cells("paper_words", ("data=iam_words", "data.root=/data/iam"))
+    assert {c for cell in every for c in cell if c.startswith("data=")} == {
+        "data=iam_words", "data=cvl_words", "data=rimes_words"}
+    assert len(one) == len(every) // 3
+    assert all("data=iam_words" in cell and "data.root=/data/iam" in cell for cell in one)
 
 
 @pytest.mark.parametrize("experiment",
