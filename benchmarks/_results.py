@@ -12,11 +12,28 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def cpu_name() -> str:
+    """The CPU model and the vector ISA torch dispatches to (e.g. "AMD EPYC, AVX512"): the
+    same command gives different figures on AMX, AVX-512 and AVX2 machines, so say which."""
+    cpuinfo = Path("/proc/cpuinfo")
+    model = platform.processor() or platform.machine()
+    if cpuinfo.is_file():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
+        model = names[0].strip() if names else model
+    try:
+        import torch
+
+        isa = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError):
+        isa = "unknown ISA"
+    return f"{model}, {isa}"
+
+
 def header(command: str | None = None) -> str:
     """Date, machine and command lines that head every section."""
     command = command or "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     return (f"- date: {dt.datetime.now().isoformat(timespec='seconds')}\n"
-            f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+            f"- machine: {platform.platform()}, {cpu_name()}, "
             f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}\n"
             f"- command: `{command}`\n")
 

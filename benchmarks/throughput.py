@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _results import RESULTS, header, write_section
+from _results import RESULTS, cpu_name, header, write_section
 from _workloads import (
     PeakMemory,
     finetune_step,
@@ -157,7 +156,7 @@ def main() -> None:
                 f"| {_fmt(base['mfu'], '.1%')} / {_fmt(opt['mfu'], '.1%')} "
                 f"| {base['mem']:.0f} / {opt['mem']:.0f} |")
     mem_kind = "CUDA max allocated" if device.type == "cuda" else "process RSS peak"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     text = (
         f"Device: {name or device.type}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; height {args.height}, batch {args.batch}, "
