@@ -22,8 +22,7 @@ from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.loop import autocast
-from htr_ssl.train.speed import compile_model
+from htr_ssl.train.speed import autocast, compile_model
 
 Step = Callable[[Batch], None]
 CHARS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'\"!?()-&/#*+")

@@ -40,9 +40,10 @@ def test_eval_with_beam_and_lexicon(trained, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("cat\ndog\nsun\nhat\nmap\npen\ncup\nbox\n")
     proc = run("evaluate", f"checkpoint={trained / 'best.pt'}", "decode.method=beam",
-               f"decode.lexicon={words}", "decode.beam_size=4", cwd=tmp_path)
+               f"decode.lexicon={words}", "decode.beam_size=4", "precision=bf16", cwd=tmp_path)
     out = trained / "eval_test_ctc_beam_lex"
     assert "CER" in proc.stdout and (out / "metrics.json").exists()
+    assert json.loads((out / "metrics.json").read_text())["precision"] == "bf16"
     rows = (out / "predictions.tsv").read_text().splitlines()
     assert rows[0] == "id\treference\thypothesis\tcer" and len(rows) > 1
     # with a lexicon every hypothesis word is a lexicon word
@@ -56,6 +57,8 @@ def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
     rows = (tmp_path / "pred.tsv").read_text().splitlines()
     assert rows[0] == "path\ttext" and len(rows) == 31
     assert "000.png" in proc.stdout
+    paths = [r.split("\t")[0] for r in rows[1:]]  # read in width-sorted batches, written in
+    assert paths == sorted(str(p) for p in tiny_lines.glob("*.png"))  # input order
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path):

@@ -59,12 +59,14 @@ def main(cfg: DictConfig) -> None:
             raise ValueError(f"split {cfg.split!r} of {data_cfg.root} is empty")
         model.to(resolve_device("auto"))
         loader = make_loader(samples, alphabet, data_cfg, train=False)
-        metrics, rows = evaluate(model, loader, alphabet, decode, metric, progress=True)
+        metrics, rows = evaluate(model, loader, alphabet, decode, metric, progress=True,
+                                 precision=cfg.precision)
     except user_errors() as err:
         fail(err)
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.checkpoint).parent / run_name(
         cfg.split, decode, resolve_head(model, decode.head))
-    metrics.update(split=cfg.split, checkpoint=str(cfg.checkpoint), decode=resolved(cfg.decode))
+    metrics.update(split=cfg.split, checkpoint=str(cfg.checkpoint), decode=resolved(cfg.decode),
+                   precision=cfg.precision)
     write_results(out, metrics, rows)
     print(f"{cfg.split} ({metrics['n']} samples): CER {metrics['cer']:.2f}  "
           f"WER {metrics['wer']:.2f}  WAcc {metrics['wacc']:.2f}  "

@@ -71,3 +71,17 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.world) - self.start
+
+
+def sorted_windows(widths: Sequence[float], batch_size: int, window: int
+                   ) -> list[list[list[int]]]:
+    """Reading order for inference: the inputs in windows of `window` consecutive items, each
+    window cut into batches of similar width (sorted by width), so batches pad little while
+    results can still be handed out in input order one window at a time."""
+    if batch_size < 1 or window < 1:
+        raise ValueError(f"batch_size and window must be >= 1, got {batch_size} and {window}")
+    out = []
+    for lo in range(0, len(widths), window):
+        order = sorted(range(lo, min(lo + window, len(widths))), key=lambda i: widths[i])
+        out.append([order[k : k + batch_size] for k in range(0, len(order), batch_size)])
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from htr_ssl.data.alphabet import Alphabet
+from htr_ssl.data.pipeline import init_worker
+from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sampler import sorted_windows
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
 from htr_ssl.models.recognizer import Recognizer
+from htr_ssl.train.speed import autocast, check_precision
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,15 @@ def resolve_head(model: Recognizer, head: str) -> str:
 
 
 class Transcriber:
-    """Turns batches of images into text with one decoding configuration."""
+    """Turns batches of images into text with one decoding configuration.
 
-    def __init__(self, model: Recognizer, alphabet: Alphabet, cfg: DecodeConfig) -> None:
+    `precision="bf16"` runs the network under bf16 autocast (2-3x faster on CPUs with bf16
+    instructions and on GPUs; the decoders' log-softmax stays fp32). Scores can then differ
+    from fp32 in the last decimal, so evaluation defaults to fp32."""
+
+    def __init__(self, model: Recognizer, alphabet: Alphabet, cfg: DecodeConfig,
+                 precision: str = "fp32") -> None:
+        check_precision(precision)
         if cfg.method not in ("greedy", "beam"):
             raise ValueError(f"decode.method={cfg.method!r}; use greedy or beam")
         head = resolve_head(model, cfg.head)
@@ -63,6 +74,7 @@ class Transcriber:
             raise ValueError("a lexicon or language model needs decode.head=ctc "
                              "decode.method=beam")
         self.model, self.alphabet, self.cfg, self.head = model, alphabet, cfg, head
+        self.precision = precision
         self.beam: CTCBeamDecoder | None = None
         if head == "ctc" and cfg.method == "beam":
             lexicon = _read_lexicon(cfg.lexicon) if cfg.lexicon else None
@@ -72,9 +84,37 @@ class Transcriber:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> list[str]:
         beam = self.cfg.beam_size if self.cfg.method == "beam" else 1
-        pred = self.model.predict(images, widths, mode=self.head, beam=beam)
+        with autocast(images.device, self.precision):
+            pred = self.model.predict(images, widths, mode=self.head, beam=beam)
         ids = self.beam(pred.ctc_logits, pred.lengths) if self.beam is not None else pred.ids
         return [self.alphabet.decode(i) for i in ids]
+
+
+def read_in_input_order(transcriber: Transcriber, samples: list[Sample], height: int,
+                        batch_size: int = 16, num_workers: int = 0, window: int = 1024
+                        ) -> Iterator[tuple[str, str]]:
+    """(id, text) for every readable sample, in input order.
+
+    Batches are formed by width within windows of `window` inputs (text lines vary 5x in
+    width, and padding is compute spent on nothing), and each window is handed out as soon as
+    it is read, so a long folder streams. Unreadable images are skipped with a warning."""
+    windows = sorted_windows([s.aspect() for s in samples], batch_size, window)
+    device = next(transcriber.model.parameters()).device
+    loader = DataLoader(TextImageDataset(samples, None, height),
+                        batch_sampler=[b for w in windows for b in w], collate_fn=collate,
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        worker_init_fn=init_worker if num_workers else None)
+    batches = iter(loader)
+    transcriber.model.eval()
+    for window_batches in windows:
+        texts: dict[str, str] = {}
+        for _ in window_batches:
+            batch = next(batches)
+            hyps = transcriber(batch.images.to(device), batch.widths.to(device))
+            texts.update(zip(batch.ids, hyps, strict=True))
+        for i in sorted(i for b in window_batches for i in b):
+            if samples[i].id in texts:
+                yield samples[i].id, texts[samples[i].id]
 
 
 def _read_lexicon(path: str) -> str | list[str]:
@@ -108,9 +148,10 @@ def transcribe(model: Recognizer, loader: DataLoader, transcriber: Transcriber,
 
 def evaluate(model: Recognizer, loader: DataLoader, alphabet: Alphabet,
              decode: DecodeConfig | None = None, metric: MetricConfig | None = None,
-             progress: bool = False) -> tuple[dict[str, float], list[Row]]:
+             progress: bool = False, precision: str = "fp32"
+             ) -> tuple[dict[str, float], list[Row]]:
     device = next(model.parameters()).device
-    transcriber = Transcriber(model, alphabet, decode or DecodeConfig())
+    transcriber = Transcriber(model, alphabet, decode or DecodeConfig(), precision)
     rows = transcribe(model, loader, transcriber, device, progress)
     metrics = compute_metrics([r.reference for r in rows], [r.hypothesis for r in rows],
                               metric or MetricConfig())

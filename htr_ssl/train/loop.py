@@ -37,7 +37,7 @@ from htr_ssl.train.distributed import (
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import lr_lambda
-from htr_ssl.train.speed import compile_model, pad_ratio
+from htr_ssl.train.speed import autocast, check_precision, compile_model, pad_ratio
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ class TrainerConfig:
         if self.find_unused_parameters not in (True, False, "auto"):
             raise ValueError(f"trainer.find_unused_parameters={self.find_unused_parameters!r}; "
                              "use true, false or auto")
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"trainer.precision={self.precision!r}; use bf16 or fp32")
+        check_precision(self.precision, "trainer.precision")
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
         if self.schedule not in SCHEDULES:
@@ -118,13 +117,6 @@ class FitResult:
     stopped_early: bool
     skipped_steps: int
     skipped_samples: int
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU and CUDA; losses cast their inputs to fp32 themselves."""
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from PIL import Image
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.image import ImageReadError, resize_to_height
 from htr_ssl.data.sample import Sample, TextImageDataset, collate
-from htr_ssl.data.sampler import EpochSampler
+from htr_ssl.data.sampler import EpochSampler, sorted_windows
 from htr_ssl.data.transforms import RECIPES, AugmentConfig, as_callable, build_augment
 
 
@@ -99,3 +99,13 @@ def test_bucketing_groups_similar_widths_and_stays_a_permutation():
     assert [i for i, _ in s] != order
     assert [i for i, _ in EpochSampler(5, shuffle=False, widths=[3, 1, 2, 5, 4])] == \
         [1, 2, 0, 4, 3]
+
+
+def test_sorted_windows_keep_input_windows_and_sort_within():
+    widths = [5.0, 1.0, 4.0, 2.0, 3.0, 9.0, 8.0]
+    windows = sorted_windows(widths, batch_size=2, window=5)
+    assert windows == [[[1, 3], [4, 2], [0]], [[6, 5]]]
+    flat = [i for w in windows for b in w for i in b]
+    assert sorted(flat) == list(range(7))
+    with pytest.raises(ValueError, match="window"):
+        sorted_windows(widths, batch_size=2, window=0)
