@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-log = logging.getLogger(__name__)
+from htr_ssl.train.sync_batchnorm import convert_cpu_sync_batchnorm
 
 
 @dataclass(frozen=True)
@@ -72,18 +71,15 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device, enabled: bool) -> nn.Module:
-    """BatchNorm -> SyncBatchNorm when training on several GPUs, so each layer normalizes with
-    the statistics of the global batch (a per-GPU batch of a few lines gives noisy ones, and
-    contrastive methods can cheat through per-rank statistics). SyncBatchNorm shares the
-    parameters and buffers of the layer it replaces, so the optimizer and checkpoints are
-    unaffected. PyTorch has no SyncBatchNorm on the CPU: there (gloo) each rank keeps its own
-    statistics."""
+    """Every BatchNorm normalizes with the statistics of the global batch when training on
+    several processes (a per-process batch of a few lines gives noisy ones, and contrastive
+    methods can cheat through per-rank statistics): SyncBatchNorm on GPUs, CPUSyncBatchNorm
+    on the CPU (gloo), where PyTorch's own refuses to run. Both share the parameters and
+    buffers of the layer they replace, so the optimizer and checkpoints are unaffected."""
     if not enabled:
         return model
-    if device.type != "cuda":
-        log.info("trainer.sync_bn: no SyncBatchNorm on %s; BatchNorm uses per-rank statistics",
-                 device.type)
-        return model
+    if device.type == "cpu":
+        return convert_cpu_sync_batchnorm(model)
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 

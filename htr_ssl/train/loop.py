@@ -57,7 +57,7 @@ class TrainerConfig:
     deterministic kernels, so a resumed run ends with the same weights as an uninterrupted one
     (on CPU; on CUDA as far as the ops allow). `compile`: torch.compile the encoder (helps on
     GPUs; on the CPU the first steps are slow). Under torchrun, `sync_bn` makes BatchNorm use
-    global-batch statistics on GPUs (no-op on CPU), and `find_unused_parameters` (true, false or
+    global-batch statistics (GPUs and CPU), and `find_unused_parameters` (true, false or
     auto: on for pretraining) lets DDP handle parameters a step leaves without gradient."""
 
     max_steps: int = 2000
