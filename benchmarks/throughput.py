@@ -54,7 +54,8 @@ def line_samples(data: str | None, lines: int) -> list:
         from htr_ssl.data.synthetic import GenerateConfig, generate
 
         root = Path(tempfile.mkdtemp(prefix="htr_ssl_bench_"))
-        generate(GenerateConfig(out_dir=str(root), n_writers=math.ceil(lines / 8),
+        # at least 4 writers: the generator keeps some for validation and test
+        generate(GenerateConfig(out_dir=str(root), n_writers=max(4, math.ceil(lines / 8)),
                                 forms_per_writer=1, lines_per_form=8, overwrite=True))
     samples = read_dataset("iam", root, unlabeled=True, granularity="lines")
     return samples[:lines]
