@@ -1,39 +1,74 @@
 """BatchNorm over the global batch on the CPU (gloo), where PyTorch's SyncBatchNorm refuses to run.
 
-Each process sums its per-channel values, then squared deviations from the global mean, and
-all-reduces the sums with their counts. Forward output, gradients (the all-reduce's backward
-is an all-reduce of the gradients, so each rank receives what every rank's loss owes to its
-inputs) and running statistics are those of one process running BatchNorm on the
-concatenated batch. Two small collectives per layer and step: cheap next to the convolutions.
+The scheme of PyTorch's GPU SyncBatchNorm, on the CPU's fused BatchNorm kernels. Forward: each
+process takes its per-channel mean and variance, the global ones are combined from them and the
+counts (two small all-reduces), and the map is normalized with them in one pass. Backward: the
+per-channel sums of dy and dy * x_hat are all-reduced, so each rank's input gradient holds what
+every rank's loss owes to its inputs; the parameter gradients stay local sums, which DDP
+averages. Output, gradients and running statistics are those of one process running
+BatchNorm on the concatenated batch.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks; backward: the gradient summed over ranks (every rank used the sum)."""
+def _all_reduce(x: torch.Tensor, group: object) -> torch.Tensor:
+    x = x.contiguous()
+    dist.all_reduce(x, group=group)
+    return x
+
+
+class _SyncBatchNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+                bn: CPUSyncBatchNorm) -> torch.Tensor:
+        c, group = x.shape[1], bn.process_group
+        n_r = x.numel() / max(c, 1)
+        # this rank's mean and biased variance in fp32 (the float buffers set the precision;
+        # momentum 0 leaves them untouched), then the global ones by the parallel formula
+        mean_r, var_r = torch.batch_norm_update_stats(
+            x, torch.zeros(c, device=x.device), torch.ones(c, device=x.device), 0.0)
+        sums = _all_reduce(torch.cat([mean_r * n_r, mean_r.new_full((1,), n_r)]), group)
+        n = float(sums[-1])
+        mean = sums[:-1] / n
+        var = _all_reduce(n_r * (var_r + (mean_r - mean) ** 2), group) / n
+        if bn.track_running_stats:
+            bn._update_running_stats(mean, var, n)
+        y = F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn.eps)
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.n, ctx.eps, ctx.group = n, bn.eps, group
+        return y
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        out = x.clone()
-        dist.all_reduce(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        grad = grad.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(grad)
-        return grad
+    def backward(ctx, dy: torch.Tensor) -> tuple:  # type: ignore[override]
+        x, weight, mean, var = ctx.saved_tensors
+        invstd = torch.rsqrt(var + ctx.eps)
+        # eval-mode backward: dx = dy * w * invstd, dw = sum(dy * x_hat), db = sum(dy), local
+        dx, dw, db = torch.ops.aten.native_batch_norm_backward(
+            dy, x, weight, mean, var, mean, invstd, False, ctx.eps, [True, True, True])
+        sums = _all_reduce(torch.cat([db, dw]), ctx.group)
+        sum_dy, sum_dy_xhat = sums.chunk(2)
+        # the terms training mode adds, with global sums: - w * invstd * (sum_dy + x_hat *
+        # sum_dy_xhat) / N, an affine function of x per channel: dx += a * x + b
+        a = -weight * invstd * invstd * sum_dy_xhat / ctx.n
+        b = -weight * invstd * sum_dy / ctx.n - a * mean
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        dx = torch.addcmul(dx + b.view(shape).to(dx.dtype), x, a.view(shape).to(dx.dtype))
+        return dx, dw, db, None
 
 
 class CPUSyncBatchNorm(_BatchNorm):
     """A BatchNorm of any input rank (B, C, ...) that normalizes with the statistics of the
-    batch of all ranks while training under torch.distributed; otherwise plain BatchNorm."""
+    batch of all ranks while training under torch.distributed; otherwise plain BatchNorm.
+    `process_group`: where the statistics are summed (None: the default group)."""
+
+    process_group: object = None
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
@@ -44,21 +79,11 @@ class CPUSyncBatchNorm(_BatchNorm):
                 and dist.get_world_size() > 1):
             return super().forward(x)
         self._check_input_dim(x)
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        count = torch.tensor([x.numel() / max(x.shape[1], 1)], device=x.device)
-        sums = _AllReduceSum.apply(torch.cat([xf.sum(dims), count]))
-        n = sums[-1]
-        mean = sums[:-1] / n
-        centered = xf - mean.view(shape)
-        var = _AllReduceSum.apply((centered * centered).sum(dims)) / n  # biased, as BN uses
-        if self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), float(n.detach()))
-        y = centered * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y.to(x.dtype)
+        c = x.shape[1]
+        weight = self.weight if self.affine else torch.ones(c, device=x.device)
+        bias = self.bias if self.affine else torch.zeros(c, device=x.device)
+        with torch.autocast(x.device.type, enabled=False):  # bf16 maps, fp32 statistics
+            return _SyncBatchNorm.apply(x, weight, bias, self)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, n: float) -> None:
@@ -69,16 +94,24 @@ class CPUSyncBatchNorm(_BatchNorm):
         self.running_var.lerp_(var * n / max(n - 1, 1), momentum)  # unbiased, as BN keeps
 
 
-def convert_cpu_sync_batchnorm(module: nn.Module) -> nn.Module:
+def convert_cpu_sync_batchnorm(module: nn.Module, process_group: object = None) -> nn.Module:
     """Every BatchNorm below `module` -> CPUSyncBatchNorm sharing its parameters and buffers
-    (the optimizer, checkpoints and state-dict keys are unaffected)."""
+    (the optimizer, checkpoints and state-dict keys are unaffected).
+
+    Under torch.distributed the layers get a process group of their own (every rank must
+    call this at the same point, as `fit` does): in the default group their blocking
+    all-reduces during backward would queue behind DDP's asynchronous gradient all-reduces
+    and serialize the two."""
+    if process_group is None and dist.is_available() and dist.is_initialized():
+        process_group = dist.new_group(backend="gloo")
     synced = (CPUSyncBatchNorm, nn.SyncBatchNorm)
     if isinstance(module, _BatchNorm) and not isinstance(module, synced):
         new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                                module.track_running_stats)
         new._parameters, new._buffers = module._parameters, module._buffers
+        new.process_group = process_group
         new.train(module.training)
         return new
     for name, child in module.named_children():
-        module._modules[name] = convert_cpu_sync_batchnorm(child)
+        module._modules[name] = convert_cpu_sync_batchnorm(child, process_group)
     return module
