@@ -54,12 +54,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
         w = self.widths
         if not self.shuffle:
             return sorted(order, key=lambda i: w[i])
-        window = self.batch_size * self.pool
         out: list[int] = []
-        for lo in range(0, len(order), window):
-            chunk = sorted(order[lo : lo + window], key=lambda i: w[i])
-            batches = [chunk[k : k + self.batch_size] for k in range(0, len(chunk),
-                                                                    self.batch_size)]
+        for batches in sorted_windows(w, self.batch_size, self.batch_size * self.pool, order):
             for b in torch.randperm(len(batches), generator=g).tolist():
                 out += batches[b]
         return out
@@ -73,15 +69,17 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return math.ceil(self.n / self.world) - self.start
 
 
-def sorted_windows(widths: Sequence[float], batch_size: int, window: int
-                   ) -> list[list[list[int]]]:
-    """Reading order for inference: the inputs in windows of `window` consecutive items, each
-    window cut into batches of similar width (sorted by width), so batches pad little while
-    results can still be handed out in input order one window at a time."""
+def sorted_windows(widths: Sequence[float], batch_size: int, window: int,
+                   order: Sequence[int] | None = None) -> list[list[list[int]]]:
+    """The items of `order` (default: all, in input order) in windows of `window` consecutive
+    items, each window cut into batches of similar width (sorted by width): batches pad
+    little, yet a reader can hand results out in input order one window at a time, and the
+    training sampler can shuffle batches within a window."""
     if batch_size < 1 or window < 1:
         raise ValueError(f"batch_size and window must be >= 1, got {batch_size} and {window}")
+    order = range(len(widths)) if order is None else order
     out = []
-    for lo in range(0, len(widths), window):
-        order = sorted(range(lo, min(lo + window, len(widths))), key=lambda i: widths[i])
-        out.append([order[k : k + batch_size] for k in range(0, len(order), batch_size)])
+    for lo in range(0, len(order), window):
+        chunk = sorted(order[lo : lo + window], key=lambda i: widths[i])
+        out.append([chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)])
     return out
