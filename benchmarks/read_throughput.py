@@ -16,16 +16,14 @@ from pathlib import Path
 
 import torch
 from _results import RESULTS, cpu_name, header, write_section
+from _workloads import CHARS, _recognizer
 from throughput import line_samples
 
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
-from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 
 HEADING = "## Reading throughput (htr-ssl-predict, end to end)"
-CHARS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'\"!?()-")
 
 
 def read_all(transcriber: Transcriber, samples: list[Sample], height: int, batch: int,
@@ -52,9 +50,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args()
     samples = line_samples(args.data, args.lines)
-    torch.manual_seed(0)
-    cfg = RecognizerConfig(EncoderConfig("small", args.height), "ctc")
-    model = build_recognizer(cfg, len(CHARS)).to(args.device).eval()
+    model = _recognizer("small", args.height, torch.device(args.device), False).eval()
     cases = [("file order", "fp32", 0, args.batch), ("file order", "bf16", 0, args.batch),
              ("width-sorted", "fp32", 0, args.window), ("width-sorted", "bf16", 0, args.window),
              ("width-sorted", "bf16", 1, args.window), ("width-sorted", "bf16", 2, args.window)]
