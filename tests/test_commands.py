@@ -59,6 +59,9 @@ def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
     assert "000.png" in proc.stdout
     paths = [r.split("\t")[0] for r in rows[1:]]  # read in width-sorted batches, written in
     assert paths == sorted(str(p) for p in tiny_lines.glob("*.png"))  # input order
+    proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
+               "sort_window=0", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2 and "sort_window=0; use 1 or more" in proc.stderr
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path):

@@ -40,6 +40,9 @@ def main(cfg: DictConfig) -> None:
     quiet_logging()
     inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else [str(cfg.inputs)]
     try:
+        for key in ("batch_size", "sort_window"):
+            if int(cfg[key]) < 1:
+                raise ValueError(f"{key}={cfg[key]}; use 1 or more")
         model, alphabet = recognizer_from_checkpoint(checkpoint.load(cfg.checkpoint))
         paths = collect_images(inputs)
         model.to(resolve_device(cfg.device))
