@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from htr_ssl.train import checkpoint
-from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
+from htr_ssl.train.finetune import TrainJob, train_recognizer
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 
 log = logging.getLogger(__name__)
@@ -76,5 +76,5 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         return {"main": True, "skipped": "frozen scratch", "run_dir": str(run_dir)}
     if cell.pretrain is not None:
         encoder = ensure_pretrained(cell.pretrain)
-        job = replace(job, finetune=FinetuneConfig(str(encoder), job.finetune.mode))
+        job = replace(job, finetune=replace(job.finetune, init_from=str(encoder)))
     return train_recognizer(replace(job, resume="auto"))  # an interrupted cell continues

@@ -26,7 +26,7 @@ from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import init_from_env
-from htr_ssl.train.loop import TrainerConfig, fit
+from htr_ssl.train.loop import ParamGroup, TrainerConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,31 @@ log = logging.getLogger(__name__)
 @dataclass
 class FinetuneConfig:
     """`init_from`: any htr-ssl checkpoint whose encoder seeds this run (kraken's --load);
-    `mode`: full | frozen."""
+    `mode`: full | frozen. With `init_from` and mode full, the pretrained encoder is held
+    still for `freeze_steps` while the fresh decoder learns to read it, then trains at
+    `encoder_lr` x the decoder's rate (see docs/results.md for why the defaults are these)."""
 
     init_from: str | None = None
     mode: str = "full"
+    freeze_steps: int = 0
+    encoder_lr: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "frozen"):
+            raise ValueError(f"finetune.mode={self.mode!r}; use full or frozen")
+        if self.freeze_steps < 0:
+            raise ValueError(f"finetune.freeze_steps={self.freeze_steps} must be >= 0")
+        if not 0 < self.encoder_lr < float("inf"):
+            raise ValueError(f"finetune.encoder_lr={self.encoder_lr} must be a positive "
+                             "number (a multiple of trainer.lr)")
+
+    def groups(self) -> tuple[ParamGroup, ...]:
+        """The encoder's own learning-rate group when fine-tuning a pretrained encoder."""
+        if not self.init_from or self.mode != "full":
+            return ()
+        if self.freeze_steps == 0 and self.encoder_lr == 1.0:
+            return ()
+        return (ParamGroup("encoder.", self.encoder_lr, self.freeze_steps),)
 
 
 @dataclass
@@ -142,8 +163,6 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
             log.warning("finetune.mode=frozen without finetune.init_from trains a decoder on "
                         "a random encoder")
         freeze(model.encoder)
-    elif job.finetune.mode != "full":
-        raise ValueError(f"finetune.mode={job.finetune.mode!r}; use full or frozen")
 
     train_loader = make_loader(data.train, alphabet, job.data, True, job.trainer.seed,
                                dist.rank, dist.world)
@@ -157,7 +176,7 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
     meta = {"kind": "recognizer", "alphabet": alphabet.to_dict(),
             "model_config": asdict(job.model), "config": job.config}
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
-                 validate if val_loader else None, resume, meta, dist)
+                 validate if val_loader else None, resume, meta, dist, job.finetune.groups())
     summary: dict[str, Any] = {"main": dist.is_main, "step": result.step,
                                "best_val": result.best_metrics,
                                "skipped_steps": result.skipped_steps,

@@ -36,7 +36,7 @@ from htr_ssl.train.distributed import (
 )
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
-from htr_ssl.train.schedule import lr_lambda
+from htr_ssl.train.schedule import delayed, lr_lambda
 from htr_ssl.train.speed import autocast, check_precision, compile_model, pad_ratio
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,17 @@ class TrainerConfig:
             raise ValueError(f"trainer.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
 
 
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters whose names start with `prefix` train at `lr_scale` x the schedule's rate, and
+    not at all before step `start` (no gradient is computed for them then), after which their
+    rate ramps up over the trainer's warmup: how a pretrained encoder is fine-tuned."""
+
+    prefix: str
+    lr_scale: float = 1.0
+    start: int = 0
+
+
 @dataclass
 class FitResult:
     step: int
@@ -149,13 +160,15 @@ def fit(
     resume: Path | None = None,
     meta: dict[str, Any] | None = None,
     dist_info: DistInfo | None = None,
+    groups: tuple[ParamGroup, ...] = (),
 ) -> FitResult:
     """Train `model` for `cfg.max_steps` optimizer steps; checkpoints go to `run_dir`.
 
     `meta` (alphabet, resolved config, ...) is stored in every checkpoint. Writes last.pt every
     `checkpoint_every` steps, after each validation and at the end, and best.pt whenever
     `cfg.monitor` improves. SIGTERM / Ctrl-C finish the step, write last.pt and raise
-    TrainingInterrupted (on every rank, at the same step).
+    TrainingInterrupted (on every rank, at the same step). `groups` give some parameters their
+    own learning-rate scale and start step (see ParamGroup).
     """
     run_dir = Path(run_dir)
     dist_info = dist_info or DistInfo()
@@ -169,12 +182,13 @@ def fit(
         checkpoint.clean_partial(run_dir)
     with deterministic_mode(cfg.deterministic), StopSignals() as signals:
         return _fit(model, loss_fn, loader, cfg, run_dir, validate, resume, meta, dist_info,
-                    signals)
+                    signals, groups)
 
 
 def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConfig,
          run_dir: Path, validate: ValidateFn | None, resume: Path | None,
-         meta: dict[str, Any] | None, dist_info: DistInfo, signals: StopSignals) -> FitResult:
+         meta: dict[str, Any] | None, dist_info: DistInfo, signals: StopSignals,
+         groups: tuple[ParamGroup, ...] = ()) -> FitResult:
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     device = resolve_device(cfg.device, dist_info.local_rank)
     model.to(device)
@@ -183,10 +197,15 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
-        cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
-        cfg.step_gamma))
+    base = lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio,
+                     cfg.step_every, cfg.step_gamma)
+    members = group_parameters(model, groups)
+    optimizer = torch.optim.AdamW([{"params": p} for p in members if p], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    factors = [base] + [delayed(base, g.start, cfg.warmup_steps, g.lr_scale) for g in groups]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [f for f, p in zip(factors, members, strict=True) if p])
+    delayed_groups = [(g, p) for g, p in zip(groups, members[1:], strict=True) if g.start > 0]
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
              "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0, "unreadable": 0,
              "stopped_early": False}
@@ -198,7 +217,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
         compile_model(model)
     if dist_info.enabled:
         ddp = wrap_ddp(_LossModule(model, loss_fn), device,
-                       needs_find_unused(model, cfg.find_unused_parameters))
+                       bool(delayed_groups) or needs_find_unused(model,
+                                                                cfg.find_unused_parameters))
 
         def compute(batch):
             return ddp(batch)
@@ -229,6 +249,9 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
             state["batch_in_epoch"] += 1
             pads.append(pad_ratio(batch))  # on the CPU copy: no device sync
             batch = batch.to(device)
+            for group, members_ in delayed_groups:  # held still: no gradient, no update
+                for p in members_:
+                    p.requires_grad_(state["step"] >= group.start)
             with autocast(device, cfg.precision):
                 loss, metrics = compute(batch)
             finite = all_agree(bool(torch.isfinite(loss)), dist_info, device)
@@ -289,6 +312,9 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
             state["batch_in_epoch"] = 0
     bar.close()
     logger.close()
+    for _, members_ in delayed_groups:
+        for p in members_:
+            p.requires_grad_(True)
     if interrupted:
         signum = signals.signum or signal.SIGTERM
         log.warning("%s received: saved %s at step %d", signal.Signals(signum).name, last_path,
@@ -306,6 +332,21 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
                      best_path if best_path.exists() else None, stop, state["skipped_steps"],
                      state["skipped_samples"])
+
+
+def group_parameters(model: nn.Module, groups: tuple[ParamGroup, ...]
+                     ) -> list[list[nn.Parameter]]:
+    """[the other trainable parameters, then each group's], by name prefix (first match wins);
+    a group that matches nothing is an error naming the prefix."""
+    members: list[list[nn.Parameter]] = [[] for _ in range(len(groups) + 1)]
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            hit = next((i for i, g in enumerate(groups, 1) if name.startswith(g.prefix)), 0)
+            members[hit].append(p)
+    for group, found in zip(groups, members[1:], strict=True):
+        if not found:
+            raise ValueError(f"no trainable parameter is named {group.prefix}*")
+    return members
 
 
 def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -23,3 +23,18 @@ def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float = 0.01,
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+def delayed(factor: Callable[[int], float], start: int, warmup: int, scale: float = 1.0
+            ) -> Callable[[int], float]:
+    """`scale` x `factor`, but 0 before step `start` and ramping up linearly over `warmup`
+    steps after it: a pretrained encoder held still while a fresh head learns to read it,
+    then released gently (a sudden full learning rate would wreck what it learned)."""
+
+    def delayed_factor(s: int) -> float:
+        if s < start:
+            return 0.0
+        ramp = min(1.0, (s - start + 1) / warmup) if warmup > 0 else 1.0
+        return scale * ramp * factor(s)
+
+    return delayed_factor

@@ -120,3 +120,32 @@ def test_unreadable_images_are_counted_not_fatal(loader, tmp_path, caplog):
     res = fit(Toy(), toy_loss, loader, _cfg(max_steps=4), tmp_path / "bad")
     assert res.step == 4
     assert "unreadable images were left out of training" in caplog.text
+
+
+def test_param_group_is_held_still_until_its_start_step(tmp_path, loader):
+    """A delayed group gets no update before its start step, then moves; the others move from
+    the first step; a prefix that matches nothing is an error."""
+    from htr_ssl.train.loop import ParamGroup
+
+    torch.manual_seed(0)
+    model = Toy()
+    start = _weights(model)
+    cfg = _cfg(max_steps=3, val_every=100, checkpoint_every=0, warmup_steps=1)
+    fit(model, toy_loss, loader, cfg, tmp_path / "a", groups=(ParamGroup("encoder.", 0.5, 3),))
+    after = _weights(model)
+    assert torch.equal(after["encoder.0.weight"], start["encoder.0.weight"])
+    assert not torch.equal(after["head.weight"], start["head.weight"])
+    assert all(p.requires_grad for p in model.parameters())  # released at the end
+
+    fit(model, toy_loss, loader, _cfg(max_steps=5, val_every=100, checkpoint_every=0),
+        tmp_path / "b", groups=(ParamGroup("encoder.", 0.5, 3),))
+    assert not torch.equal(_weights(model)["encoder.0.weight"], after["encoder.0.weight"])
+    with pytest.raises(ValueError, match="decoder"):
+        fit(Toy(), toy_loss, loader, cfg, tmp_path / "c", groups=(ParamGroup("decoder."),))
+
+
+def test_delayed_schedule_ramps_after_its_start():
+    from htr_ssl.train.schedule import delayed
+
+    f = delayed(lambda s: 1.0, start=3, warmup=2, scale=0.5)
+    assert [f(s) for s in range(6)] == [0.0, 0.0, 0.0, 0.25, 0.5, 0.5]
