@@ -90,7 +90,8 @@ def test_a_command_line_dataset_replaces_the_sweeps_datasets():
 @pytest.mark.parametrize("experiment",
                          sorted(p.stem for p in (GROUPS / "experiment").glob("*.yaml")))
 def test_every_sweep_cell_composes(experiment):
-    from htr_ssl.cli.experiment import pretrain_job
+    from htr_ssl.cli.experiment import stages
+    from htr_ssl.train.pretrain import PretrainJob
 
     cells = sweep_cells(experiment)
     assert cells
@@ -99,9 +100,15 @@ def test_every_sweep_cell_composes(experiment):
         cfg = _compose("experiment", [f"+experiment={experiment}", *cell, "run_dir=/tmp/x",
                                       f"dataset={data}"])
         job = job_from_config(cfg)
-        pre = pretrain_job(cfg)
-        assert (pre is None) == (cfg.method == "scratch")
-        if pre is not None:  # pretraining is shared by every cell of a method and dataset
-            assert str(pre.run_dir).endswith(f"pretrain/{data}/{cfg.method}")
-            assert set(pre.pretexts) == set(cfg.method.split("+"))
-            assert pre.encoder == job.model.encoder
+        chain = stages(cfg)
+        assert (not chain) == (cfg.method == "scratch")
+        if chain:  # the start is shared by every cell of a method and dataset
+            assert str(chain[-1].job.run_dir).endswith(f"pretrain/{data}/{cfg.method}")
+            for stage, names in zip(chain, cfg.method.split("/"), strict=True):
+                if isinstance(stage.job, PretrainJob):
+                    assert set(stage.job.pretexts) == set(names.split("+")) - {"synimg"}
+                    assert stage.job.encoder == job.model.encoder
+                    assert bool(stage.job.extra) == ("synimg" in names)
+                else:
+                    assert names == "synthetic" and stage.job.stage
+                    assert stage.job.model == job.model

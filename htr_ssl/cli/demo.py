@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.cli.experiment import pretrain_job
+from htr_ssl.cli.experiment import stages
 from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig, load_samples
 from htr_ssl.data.splits import select
@@ -52,7 +52,7 @@ def run_cells(cfg: DictConfig, out: Path) -> Path:
         start = time.perf_counter()
         print(f"\n[{k}/{len(cells)}] {method}, {labels:.0%} of the labels"
               + (" (pretraining first, once per method)" if method != "scratch" else ""))
-        summary = run_cell(Cell(method, job_from_config(ccfg), pretrain_job(ccfg)))
+        summary = run_cell(Cell(method, job_from_config(ccfg), stages(ccfg)))
         test = summary.get("test")
         if test:
             print(f"      test WAcc {test['wacc']:.2f}  CER {test['cer']:.2f}  "

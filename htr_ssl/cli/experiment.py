@@ -1,4 +1,5 @@
-"""htr-ssl-experiment: one sweep cell, pretraining reused across cells (configs/experiment.yaml).
+"""htr-ssl-experiment: one sweep cell, its start's stages reused across cells
+(configs/experiment.yaml).
 
 Run many cells with Hydra's multirun (`-m`); `configs/experiment/*.yaml` hold the sweeps.
 """
@@ -14,12 +15,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.cli.train import job_from_config, print_summary
+from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
 from htr_ssl.data.pipeline import DataConfig
+from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.experiment import Cell, methods, run_cell
+from htr_ssl.train.experiment import (
+    SYNTHETIC,
+    SYNTHETIC_IMAGES,
+    Cell,
+    Stage,
+    parse_method,
+    run_cell,
+)
+from htr_ssl.train.finetune import TrainJob
 from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob
 
@@ -36,24 +46,58 @@ def pretext_defaults(name: str, trainer: DictConfig) -> dict[str, Any]:
     return dict(OmegaConf.to_container(root.pretext, resolve=True))  # type: ignore[arg-type]
 
 
-def pretrain_job(cfg: DictConfig) -> PretrainJob | None:
-    names = methods(cfg.method)
-    if not names:
-        return None
+def synthetic_data(cfg: DictConfig) -> tuple[DataConfig, GenerateConfig]:
+    """The built-in synthetic handwriting as the experiment configures it, and how to make it."""
+    return (to_dataclass(DataConfig, cfg.synthetic.data),
+            to_dataclass(GenerateConfig, cfg.synthetic.generate))
+
+
+def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
+    """A pretext stage: `names` trained together on the unlabeled training images (plus the
+    synthetic ones when `synimg` is among the names)."""
     pre = cfg.pretrain
     overrides = resolved(pre.pretext) if pre.pretext else {}
     pretexts, weights = {}, {}
     for name in names:
+        if name == SYNTHETIC_IMAGES:
+            continue
         options = {**pretext_defaults(name, pre.trainer), **overrides.get(name, {})}
         weights[name] = float(options.pop("weight", 1.0))
         pretexts[name] = pretext_config(name, options)
-    data = to_dataclass(DataConfig, cfg.data)
-    data = replace(data, augment=to_dataclass(AugmentConfig, pre.augment))
-    return PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
-                       pretexts=pretexts, weights=weights,
-                       trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=Path(pre.dir),
-                       splits=tuple(pre.splits), val_batches=int(pre.val_batches),
-                       config=resolved(cfg))
+    augment = to_dataclass(AugmentConfig, pre.augment)
+    data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
+    extra: tuple[DataConfig, ...] = ()
+    gen = None
+    if SYNTHETIC_IMAGES in names:
+        synth, gen = synthetic_data(cfg)
+        extra = (replace(synth, augment=augment),)
+    job = PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
+                      pretexts=pretexts, weights=weights,
+                      trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=run_dir,
+                      splits=tuple(pre.splits), val_batches=int(pre.val_batches),
+                      config=resolved(cfg), extra=extra)
+    return Stage(job, gen)
+
+
+def synthetic_job(cfg: DictConfig, run_dir: Path) -> Stage:
+    """The supervised stage: the cell's recognizer trained on all the synthetic lines."""
+    data, gen = synthetic_data(cfg)
+    job = TrainJob(data=data, model=recognizer_config(cfg),
+                   trainer=to_dataclass(TrainerConfig, cfg.synthetic.trainer), run_dir=run_dir,
+                   config=resolved(cfg), dataset=SYNTHETIC, method=SYNTHETIC, stage=True)
+    return Stage(job, gen)
+
+
+def stages(cfg: DictConfig) -> list[Stage]:
+    """The start's stages in order, each in a folder nested in the one before
+    (<pretrain.dir>/synthetic/masked for method=synthetic/masked)."""
+    parsed = parse_method(str(cfg.method))
+    out = []
+    for k, names in enumerate(parsed):
+        run_dir = Path(cfg.pretrain.dir).joinpath(*["+".join(n) for n in parsed[: k + 1]])
+        out.append(synthetic_job(cfg, run_dir) if names == [SYNTHETIC]
+                   else pretrain_job(cfg, names, run_dir))
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="experiment")
@@ -61,7 +105,7 @@ def main(cfg: DictConfig) -> None:
     quiet_logging()
     try:
         finetune = job_from_config(cfg)
-        cell = Cell(cfg.method, finetune, pretrain_job(cfg))
+        cell = Cell(str(cfg.method), finetune, stages(cfg))
         summary = run_cell(cell)
     except user_errors() as err:
         fail(err)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from htr_ssl.cli._config import fail, quiet_logging, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.eval.report import build_tables, collect_runs, to_markdown, write_report
+from htr_ssl.eval.report import collect_runs, full_markdown, metric_tables, write_report
+
+
+def metric_names(option: Any) -> list[str]:
+    """`metric=cer` or `metric=[cer,wer,wacc]` -> a list of names."""
+    if isinstance(option, str):
+        return [option]
+    return [str(m) for m in option]
 
 
 def positional_dir(argv: list[str]) -> list[str]:
@@ -31,16 +39,17 @@ def _main(cfg: DictConfig) -> None:
             raise ValueError(f"no runs under {root}: found no metrics.json with a 'run' "
                              f"description scored on split {cfg.split!r} (htr-ssl-train "
                              "writes one into every run folder that has a test split)")
-        tables = build_tables(records, cfg.metric, cfg.digits)
+        metrics = metric_names(cfg.metric)
+        tables = metric_tables(records, metrics, cfg.digits)
         if not tables:
-            raise ValueError(f"none of the {len(records)} runs under {root} has the metric "
-                             f"{cfg.metric!r}")
+            raise ValueError(f"none of the {len(records)} runs under {root} has the metric(s) "
+                             f"{', '.join(metrics)}")
         out = Path(cfg.out) if cfg.out else root / "report"
-        paths = write_report(tables, out, cfg.plot)
+        paths = write_report(tables, out, cfg.plot, records)
     except user_errors() as err:
         fail(err)
     print(f"{len(records)} runs under {root}\n")
-    print(to_markdown(tables))
+    print(full_markdown(tables, records))
     print("written: " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -47,6 +47,7 @@ class RunRecord:
     metrics: dict[str, float] = field(hash=False, compare=False)
     encoder: str = ""
     decoder: str = ""
+    pretext: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def _eval_descriptor(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _record(path: Path, data: dict[str, Any], run: dict[str, Any]) -> RunRecord | None:
+    if run.get("stage"):  # an experiment's intermediate stage (e.g. synthetic-supervised)
+        return None
     missing = [k for k in ("method", "dataset", "labels", "protocol") if run.get(k) is None]
     if missing:
         log.warning("skipping %s: its 'run' description lacks %s", path, ", ".join(missing))
@@ -137,9 +140,12 @@ def _record(path: Path, data: dict[str, Any], run: dict[str, Any]) -> RunRecord 
         log.warning("skipping %s: 'run.labels' / 'run.seed' are not numbers (%r, %r)", path,
                     run.get("labels"), run.get("seed"))
         return None
+    pretext = run.get("pretext") if isinstance(run.get("pretext"), dict) else {}
+    pretext = {str(k): float(v) for k, v in pretext.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return RunRecord(path, str(run["method"]), str(run["dataset"]), labels,
                      str(run["protocol"]), seed, metrics, str(run.get("encoder") or ""),
-                     str(run.get("decoder") or ""))
+                     str(run.get("decoder") or ""), pretext)
 
 
 def collect_runs(root: Path | str, split: str = "test", include_eval: bool = False
@@ -243,6 +249,68 @@ def build_table(records: Iterable[RunRecord], metric: str, protocol: str, digits
                 c = cells[(m, col)]
                 cells[(m, col)] = Cell(c.mean, c.std, c.n, best=True)
     return Table(metric, protocol, methods, columns, cells, digits)
+
+
+def metric_tables(records: Sequence[RunRecord], metrics: Sequence[str], digits: int = 1
+                  ) -> list[Table]:
+    """`build_tables` for each metric in turn (e.g. CER, WER and WAcc side by side)."""
+    return [t for m in metrics for t in build_tables(records, m, digits)]
+
+
+def versus_baseline(table: Table) -> str:
+    """How each method's cells compare with scratch's: the difference in the direction of
+    "better" (positive = better than scratch) and, for lower-is-better metrics, the ratio
+    to scratch. A difference counts ("yes") only where it exceeds the two cells' standard
+    deviations added together; with a single seed there is no spread and it says "1 seed"."""
+    if BASELINE not in table.methods:
+        return ""
+    higher = METRICS[table.metric][1]
+    header = ["method"] + [f"{d} {labels_header(n)}" for d, n in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(table.columns) + "|"]
+    for m in table.methods:
+        if m == BASELINE:
+            continue
+        row = [_md_escape(m)]
+        for col in table.columns:
+            c, b = table.cell(m, col), table.cell(BASELINE, col)
+            if c is None or b is None:
+                row.append("")
+                continue
+            gain = (c.mean - b.mean) if higher else (b.mean - c.mean)
+            text = f"{gain:+.{table.digits}f}"
+            if not higher and b.mean > 0:
+                text += f" (x{c.mean / b.mean:.2f})"
+            if c.std is None or b.std is None:
+                text += ", 1 seed"
+            else:
+                text += ", yes" if abs(gain) > c.std + b.std else ", within spread"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    return (f"#### {title(table)}: difference to scratch\n\n" + "\n".join(lines) + "\n")
+
+
+def pretext_summary(records: Sequence[RunRecord], digits: int = 1) -> str:
+    """Each pretrained method's own task at its best validation (`acc` next to `chance`), so a
+    transfer figure is never read without knowing whether the pretext was learned at all."""
+    rows: dict[str, dict[str, float]] = {}
+    for r in records:
+        if r.pretext:
+            rows.setdefault(r.method, r.pretext)
+    if not rows:
+        return ""
+    lines = ["| method | pretext task (validation, best checkpoint) |", "|---|---|"]
+    for method in sorted(rows, key=_method_key):
+        m = rows[method]
+        parts = []
+        for key in sorted(k for k in m if k.endswith("/acc")):
+            name = key[: -len("/acc")]
+            chance = m.get(f"{name}/chance")
+            parts.append(f"{name} acc {m[key]:.{digits}f} %"
+                         + (f" (chance {chance:.{digits}f} %)" if chance is not None else ""))
+        if not parts and "loss" in m:
+            parts.append(f"loss {m['loss']:.3f}")
+        lines.append(f"| {_md_escape(method)} | {'; '.join(parts)} |")
+    return "### Pretext tasks\n\n" + "\n".join(lines) + "\n"
 
 
 def format_cell(cell: Cell | None, digits: int, pm: str = " ± ") -> str:
@@ -392,13 +460,26 @@ def plot(tables: Sequence[Table], path: Path | str) -> Path:
     return path
 
 
-def write_report(tables: Sequence[Table], out: Path | str, make_plot: bool = True
-                 ) -> dict[str, Path]:
-    """table.md, table.csv, table.tex and (unless `make_plot` is False) plot.png in `out`."""
+def full_markdown(tables: Sequence[Table], records: Sequence[RunRecord] = ()) -> str:
+    """The tables, each followed by its difference to scratch, then the pretext tasks."""
+    parts = []
+    for t in tables:
+        parts.append(to_markdown([t]))
+        versus = versus_baseline(t)
+        if versus and len(t.methods) > 1:
+            parts.append(versus)
+    summary = pretext_summary(records)
+    return "\n".join(parts + ([summary] if summary else []))
+
+
+def write_report(tables: Sequence[Table], out: Path | str, make_plot: bool = True,
+                 records: Sequence[RunRecord] = ()) -> dict[str, Path]:
+    """table.md (with the differences to scratch and, given `records`, the pretext tasks),
+    table.csv, table.tex and (unless `make_plot` is False) plot.png in `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "table.md", "csv": out / "table.csv", "tex": out / "table.tex"}
-    paths["md"].write_text(to_markdown(tables), encoding="utf-8")
+    paths["md"].write_text(full_markdown(tables, records), encoding="utf-8")
     paths["csv"].write_text(to_csv(tables), encoding="utf-8")
     paths["tex"].write_text(to_latex(tables), encoding="utf-8")
     if make_plot:

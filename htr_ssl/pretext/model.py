@@ -51,9 +51,11 @@ class PretextModel(nn.Module):
 
 
 def build_pretext_model(encoder_cfg: EncoderConfig, pretexts: dict[str, Any],
-                        weights: dict[str, float] | None = None) -> PretextModel:
-    """`pretexts` maps names to their config dataclasses."""
-    encoder = build_encoder(encoder_cfg)
+                        weights: dict[str, float] | None = None,
+                        encoder: Encoder | None = None) -> PretextModel:
+    """`pretexts` maps names to their config dataclasses. A given `encoder` (e.g. one already
+    trained) is used as it is, before any pretext copies it (BYOL's momentum target)."""
+    encoder = encoder or build_encoder(encoder_cfg)
     return PretextModel(encoder, {n: build_pretext(n, c, encoder) for n, c in pretexts.items()},
                         weights)
 

@@ -1,22 +1,25 @@
-"""One cell of a pretext x dataset x label fraction x protocol sweep: pretrain once, fine-tune.
+"""One cell of a start x dataset x label fraction x protocol sweep: prepare the start, fine-tune.
 
-A sweep launches one job per cell. Cells of the same method and dataset share one pretraining
-run folder: the first cell that needs it trains it (under a file lock, so parallel launchers
-wait instead of training it twice), later cells find it finished and only fine-tune. A cell
-whose fine-tuning already wrote `metrics.json` is skipped, so a sweep started again only runs
-what is missing; an interrupted run continues from its `last.pt`.
+A start is a chain of stages, each continuing the encoder of the one before: a pretext
+pretraining on unlabeled images, or supervised training on the built-in synthetic handwriting.
+A sweep launches one job per cell; cells of the same start and dataset share its stage folders:
+the first cell that needs a stage trains it (under a file lock, so parallel launchers wait
+instead of training it twice), later cells find it finished and only fine-tune. A cell whose
+fine-tuning already wrote `done` is skipped, so a sweep started again only runs what is
+missing; an interrupted run continues from its `last.pt`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from htr_ssl.data.synthetic import GenerateConfig, generate
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import TrainJob, train_recognizer
 from htr_ssl.train.pretrain import PretrainJob, pretrain
@@ -24,20 +27,47 @@ from htr_ssl.train.pretrain import PretrainJob, pretrain
 log = logging.getLogger(__name__)
 
 SCRATCH = "scratch"
+SYNTHETIC = "synthetic"  # a stage: supervised training on the built-in synthetic lines
+SYNTHETIC_IMAGES = "synimg"  # in a pretext stage: the synthetic images join the unlabeled pool
+
+
+@dataclass
+class Stage:
+    """One step of a start. `generate`: the synthetic data it reads, written first if missing."""
+
+    job: PretrainJob | TrainJob
+    generate: GenerateConfig | None = None
 
 
 @dataclass
 class Cell:
-    """`pretrain` is None for the from-scratch baseline."""
+    """`stages` is empty for the from-scratch baseline."""
 
     method: str
     finetune: TrainJob
-    pretrain: PretrainJob | None = None
+    stages: Sequence[Stage] = field(default_factory=list)
 
 
-def methods(method: str) -> list[str]:
-    """"rotation+seqclr" -> ["rotation", "seqclr"]; "scratch" -> []."""
-    return [] if method == SCRATCH else [m for m in method.split("+") if m]
+def parse_method(method: str) -> list[list[str]]:
+    """"synthetic/masked+flip" -> [["synthetic"], ["masked", "flip"]]; "scratch" -> [].
+
+    Stages are separated by "/", the pretexts trained together in one stage by "+"."""
+    if method == SCRATCH:
+        return []
+    stages = [[t for t in part.split("+") if t] for part in method.split("/")]
+    for tokens in stages:
+        if not tokens:
+            raise ValueError(f"method={method!r} has an empty stage; write stages as a/b and "
+                             "pretexts trained together as a+b")
+        if SYNTHETIC in tokens and len(tokens) > 1:
+            raise ValueError(f"method={method!r}: '{SYNTHETIC}' (supervised training on the "
+                             "synthetic lines) is a stage of its own; to add the synthetic "
+                             f"images to a pretext's pool write '{SYNTHETIC_IMAGES}', e.g. "
+                             f"masked+{SYNTHETIC_IMAGES}")
+        if tokens == [SYNTHETIC_IMAGES]:
+            raise ValueError(f"method={method!r}: '{SYNTHETIC_IMAGES}' adds images to a "
+                             "pretext stage; name a pretext too, e.g. masked+synimg")
+    return stages
 
 
 @contextmanager
@@ -52,29 +82,49 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_pretrained(job: PretrainJob) -> Path:
-    """The pretraining checkpoint for `job`, training (or finishing) it only if needed."""
+def ensure_generated(gen: GenerateConfig) -> None:
+    """Write the synthetic dataset once (other launchers wait for it, then reuse it)."""
+    root = Path(gen.out_dir)
+    with locked(root.parent / f".{root.name}"):
+        if (root / "ascii" / "lines.txt").is_file():
+            return
+        log.info("generating the synthetic handwriting into %s (once)", root)
+        generate(gen)
+
+
+def ensure_stage(stage: Stage, init: Path | None) -> Path:
+    """The checkpoint of `stage` (continuing the encoder of `init`), trained only if needed."""
+    if stage.generate is not None:
+        ensure_generated(stage.generate)
+    job = stage.job
     run_dir = Path(job.run_dir)
-    with locked(run_dir):  # a second launcher waits here, then finds the run done
+    with locked(run_dir):  # a second launcher waits here, then finds the stage done
         if (run_dir / checkpoint.DONE).is_file():
-            log.info("pretraining in %s is finished: reused", run_dir)
+            log.info("stage in %s is finished: reused", run_dir)
+        elif isinstance(job, PretrainJob):
+            pretrain(replace(job, resume="auto", init_from=str(init) if init else None))
         else:
-            pretrain(replace(job, resume="auto"))
+            init_from = str(init) if init else None
+            train_recognizer(replace(job, resume="auto",
+                                     finetune=replace(job.finetune, init_from=init_from)))
     best = run_dir / "best.pt"
     return best if best.is_file() else run_dir / "last.pt"
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    """Pretrain if needed, then fine-tune; returns the fine-tuning summary (or a skip note)."""
+    """Prepare the start if needed, then fine-tune; returns the fine-tuning summary (or a note
+    saying why the cell was skipped)."""
     job = cell.finetune
     run_dir = Path(job.run_dir)
     if (run_dir / checkpoint.DONE).is_file():
         log.info("%s is finished: skipped", run_dir)
         return {"main": True, "skipped": "finished", "run_dir": str(run_dir)}
-    if cell.pretrain is None and job.finetune.mode == "frozen":
+    if not cell.stages and job.finetune.mode == "frozen":
         log.warning("%s: the frozen protocol needs a pretrained encoder; skipped", run_dir)
         return {"main": True, "skipped": "frozen scratch", "run_dir": str(run_dir)}
-    if cell.pretrain is not None:
-        encoder = ensure_pretrained(cell.pretrain)
+    encoder = None
+    for stage in cell.stages:
+        encoder = ensure_stage(stage, encoder)
+    if encoder is not None:
         job = replace(job, finetune=replace(job.finetune, init_from=str(encoder)))
-    return train_recognizer(replace(job, resume="auto"))  # an interrupted cell continues
+    return train_recognizer(replace(job, resume="auto", method=job.method or cell.method))

@@ -72,6 +72,8 @@ class TrainJob:
     resume: Path | str | None = None  # a checkpoint, or "auto" (see train_recognizer)
     config: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""  # the name reports use for this data (e.g. the `data=` choice)
+    method: str = ""  # the name reports use for this start (default: from init_from)
+    stage: bool = False  # an experiment's intermediate stage (e.g. synthetic-supervised): no row
 
 
 def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -80,16 +82,23 @@ def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, A
     The method is the pretext (or pretexts) of the checkpoint the encoder came from, "scratch"
     without one, and "supervised" for an encoder taken from a recognizer.
     """
-    if not job.finetune.init_from:
+    meta = init_meta or {}
+    if job.method:
+        method = job.method
+    elif not job.finetune.init_from:
         method = "scratch"
     else:
-        meta = init_meta or {}
         method = meta.get("method") or ("supervised" if meta.get("kind") == "recognizer"
                                         else "pretrained")
-    return {"method": method, "dataset": job.dataset or job.data.name,
-            "labels": job.data.labels, "protocol": job.finetune.mode, "seed": job.trainer.seed,
-            "encoder": job.model.encoder.preset, "decoder": job.model.decoder,
-            "init_from": job.finetune.init_from}
+    run = {"method": method, "dataset": job.dataset or job.data.name,
+           "labels": job.data.labels, "protocol": job.finetune.mode, "seed": job.trainer.seed,
+           "encoder": job.model.encoder.preset, "decoder": job.model.decoder,
+           "init_from": job.finetune.init_from}
+    if meta.get("kind") == "pretext":  # how well the encoder learned its own task
+        run["pretext"] = dict((meta.get("loop") or {}).get("best_metrics") or {})
+    if job.stage:
+        run["stage"] = True
+    return run
 
 
 def freeze(module: nn.Module) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from htr_ssl.data.pipeline import DataConfig, cached_crops, load_samples, make_loader
 from htr_ssl.data.splits import select, write_ids
-from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
 from htr_ssl.train import checkpoint
@@ -43,6 +43,8 @@ class PretrainJob:
     val_batches: int = 20
     resume: Path | str | None = None  # a checkpoint, or "auto" (continue / skip if done)
     config: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # a checkpoint whose encoder this pretraining continues
+    extra: tuple[DataConfig, ...] = ()  # more unlabeled images: these datasets' train splits
 
 
 def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
@@ -58,7 +60,13 @@ def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
     if not train:
         raise ValueError(f"no samples in split(s) {list(job.splits)} of {job.data.name} at "
                          f"{job.data.root}")
-    return cached_crops(train, job.data), cached_crops(val, job.data)
+    train = cached_crops(train, job.data)
+    for extra in job.extra:  # only their training splits: their val/test stay unseen too
+        more = cached_crops(select(load_samples(extra, unlabeled=True), "train"), extra)
+        log.info("adding %d unlabeled training images of %s (%s)", len(more), extra.name,
+                 extra.root)
+        train += more
+    return train, cached_crops(val, job.data)
 
 
 def pretrain(job: PretrainJob) -> dict[str, Any]:
@@ -78,7 +86,11 @@ def pretrain(job: PretrainJob) -> dict[str, Any]:
     if dist.is_main:
         write_ids(train, run_dir / "pretrain_ids.tsv")
     torch.manual_seed(job.trainer.seed)
-    model = build_pretext_model(job.encoder, job.pretexts, job.weights)
+    encoder = build_encoder(job.encoder)
+    if job.init_from and resume is None:  # a resumed run has it in its own weights
+        checkpoint.load_encoder(encoder, job.init_from)
+        log.info("pretraining continues the encoder of %s", job.init_from)
+    model = build_pretext_model(job.encoder, job.pretexts, job.weights, encoder)
     views = model.views
     if views > 1 and job.data.augment.recipe == "none":
         raise ValueError(f"{model.method} contrasts augmented views: set data.augment.recipe "

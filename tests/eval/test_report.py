@@ -175,3 +175,33 @@ def test_user_errors(tmp_path):
     proc = _cli(str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and "error: no runs under" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_several_metrics_difference_to_scratch_and_pretext_tasks(tmp_path):
+    """CER, WER and WAcc tables; each method against scratch with the spread rule (a gain
+    counts only beyond the two stds added); the pretext's own accuracy next to its chance;
+    stage runs (e.g. the synthetic-supervised source) are not rows."""
+    from htr_ssl.eval.report import full_markdown, metric_tables
+
+    pretext = {"masked/acc": 47.5, "masked/chance": 4.8, "loss": 1.2}
+    for seed, (s, m, f) in enumerate([(60, 40, 58), (62, 41, 66), (64, 42, 62)]):
+        _run(tmp_path, f"s{seed}", "scratch", 0.05, seed, 2 * (100 - s))  # cer = s
+        folder = _run(tmp_path, f"m{seed}", "masked", 0.05, seed, 2 * (100 - m))
+        data = json.loads((folder / "metrics.json").read_text())
+        data["run"]["pretext"] = pretext
+        (folder / "metrics.json").write_text(json.dumps(data))
+        _run(tmp_path, f"f{seed}", "flip", 0.05, seed, 2 * (100 - f))
+    stage = _run(tmp_path, "stage", "synthetic", 1.0, 0, 90.0)
+    data = json.loads((stage / "metrics.json").read_text())
+    data["run"]["stage"] = True
+    (stage / "metrics.json").write_text(json.dumps(data))
+
+    records = collect_runs(tmp_path)
+    assert {r.method for r in records} == {"scratch", "masked", "flip"}
+    tables = metric_tables(records, ["cer", "wer", "wacc"])
+    assert [t.metric for t in tables] == ["cer", "wer", "wacc"]
+    text = full_markdown(tables, records)
+    cer_rows = text.split("CER (%), lower is better: difference to scratch")[1]
+    assert "| masked | +21.0 (x0.66), yes |" in cer_rows  # 62 -> 41, stds 2 and 1
+    assert "| flip | +0.0 (x1.00), within spread |" in cer_rows
+    assert "masked acc 47.5 % (chance 4.8 %)" in text
