@@ -53,8 +53,8 @@ def synthetic_data(cfg: DictConfig) -> tuple[DataConfig, GenerateConfig]:
 
 
 def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
-    """A pretext stage: `names` trained together on the unlabeled training images (plus the
-    synthetic ones when `synimg` is among the names)."""
+    """A pretext stage: `names` trained together on the unlabeled training images, plus every
+    image in `pretrain.extra_images` and, when `synimg` is among the names, the synthetic ones."""
     pre = cfg.pretrain
     overrides = resolved(pre.pretext) if pre.pretext else {}
     pretexts, weights = {}, {}
@@ -66,11 +66,12 @@ def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
         pretexts[name] = pretext_config(name, options)
     augment = to_dataclass(AugmentConfig, pre.augment)
     data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
-    extra: tuple[DataConfig, ...] = ()
+    extra = tuple(replace(data, name="images", root=str(folder), reader_args={})
+                  for folder in pre.extra_images)
     gen = None
     if SYNTHETIC_IMAGES in names:
         synth, gen = synthetic_data(cfg)
-        extra = (replace(synth, augment=augment),)
+        extra += (replace(synth, augment=augment),)
     job = PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
                       pretexts=pretexts, weights=weights,
                       trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=run_dir,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from htr_ssl.data.pipeline import DataConfig, cached_crops, load_samples, make_loader
+from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.splits import select, write_ids
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
@@ -44,7 +45,7 @@ class PretrainJob:
     resume: Path | str | None = None  # a checkpoint, or "auto" (continue / skip if done)
     config: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a checkpoint whose encoder this pretraining continues
-    extra: tuple[DataConfig, ...] = ()  # more unlabeled images: these datasets' train splits
+    extra: tuple[DataConfig, ...] = ()  # more unlabeled images: all of these datasets' images
 
 
 def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
@@ -61,11 +62,12 @@ def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
         raise ValueError(f"no samples in split(s) {list(job.splits)} of {job.data.name} at "
                          f"{job.data.root}")
     train = cached_crops(train, job.data)
-    for extra in job.extra:  # only their training splits: their val/test stay unseen too
-        more = cached_crops(select(load_samples(extra, unlabeled=True), "train"), extra)
-        log.info("adding %d unlabeled training images of %s (%s)", len(more), extra.name,
-                 extra.root)
-        train += more
+    for extra in job.extra:  # every image: they are only ever pretrained on
+        more = read_dataset(extra.name, Path(extra.root), True, **extra.reader_args)
+        if not more:
+            raise ValueError(f"pretrain.extra {extra.name} at {extra.root} has no images")
+        log.info("adding %d unlabeled images of %s (%s)", len(more), extra.name, extra.root)
+        train += cached_crops(more, extra)
     return train, cached_crops(val, job.data)
 
 

@@ -74,8 +74,9 @@ def test_method_names_parse_into_stages():
 def test_a_chain_of_stages_from_the_experiment_config(tiny_lines, tmp_path):
     """method=synthetic/rotation+synimg through the composed config: the synthetic lines are
     generated once, a recognizer trains on them, rotation continues its encoder on the tiny
-    lines plus the synthetic images, the cell fine-tunes from that; the report has one row
-    (the stages are not rows) and names the start as the method string."""
+    lines' training split plus every image of an extra folder and of the synthetic set, the
+    cell fine-tunes from that; the report has one row (stages are not rows) named by the
+    method string."""
     from hydra import compose, initialize_config_dir
 
     from htr_ssl.cli._paths import CONFIG_DIR
@@ -92,7 +93,7 @@ def test_a_chain_of_stages_from_the_experiment_config(tiny_lines, tmp_path):
         "dataset=tiny", f"run_dir={tmp_path / 'cell'}", "model.lstm_hidden=16",
         f"synthetic.generate.out_dir={tmp_path / 'synth'}", "synthetic.generate.n_writers=5",
         "synthetic.generate.forms_per_writer=1", "synthetic.generate.lines_per_form=3",
-        "synthetic.generate.workers=1",
+        "synthetic.generate.workers=1", f"pretrain.extra_images=[{tiny_lines}]",
         *[f"{t}.{o}" for t in ("trainer", "pretrain.trainer", "synthetic.trainer")
           for o in short]]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -105,8 +106,9 @@ def test_a_chain_of_stages_from_the_experiment_config(tiny_lines, tmp_path):
     assert summary["test"]["run"]["pretext"]["rotation/acc"] >= 0
     assert (tmp_path / "synth" / "ascii" / "lines.txt").is_file()
     pool = (chain[1].job.run_dir / "pretrain_ids.tsv").read_text().splitlines()
-    own, synth = (select(load_samples(c), "train") for c in (chain[1].job.data,
-                                                              chain[1].job.extra[0]))
-    assert len(pool) == len(own) + len(synth) and own and synth  # train splits only
+    own = select(load_samples(chain[1].job.data), "train")  # its own training split
+    folder, synth = (load_samples(e, unlabeled=True) for e in chain[1].job.extra)  # all
+    assert len(folder) == 30 and synth and own
+    assert len(pool) == len(own) + len(folder) + len(synth)
     records = collect_runs(tmp_path)
     assert [r.method for r in records] == ["synthetic/rotation+synimg"]
