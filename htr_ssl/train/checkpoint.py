@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+try:  # numpy 2 (which still reads "numpy.core" in the pickles numpy 1 wrote)
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy 1
+    from numpy.core.multiarray import _reconstruct
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +33,26 @@ class CheckpointError(RuntimeError):
 
 
 def rng_state() -> dict[str, Any]:
+    """Every generator's state as tensors and plain Python data, so that the checkpoint loads
+    with `torch.load(weights_only=True)` (numpy's own state holds an ndarray)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached),
         "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `rng_state()`; also takes the numpy ndarray state older checkpoints hold."""
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
+    kind, key, *rest = state["numpy"]
+    if isinstance(key, torch.Tensor):
+        key = key.numpy().astype(np.uint32)
+    np.random.set_state((kind, key, *rest))
     random.setstate(state["python"])
 
 
@@ -89,13 +103,25 @@ def clean_partial(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# What the numpy RNG state of checkpoints written before rng_state() stored it as a tensor
+# needs: an ndarray of uint32, nothing that can call code (an object array is refused).
+LEGACY_NUMPY = {"numpy._core.multiarray._reconstruct": _reconstruct,
+                "numpy.core.multiarray._reconstruct": _reconstruct, "numpy.ndarray": np.ndarray,
+                "numpy.dtype": np.dtype, "numpy.dtypes.UInt32DType": type(np.dtype(np.uint32))}
+
+
 def load(path: Path | str) -> dict[str, Any]:
+    """A checkpoint's content, read with `weights_only=True`: tensors and plain Python data
+    only, so no code in a file anyone hands over ever runs."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt file "
                               "written by htr-ssl (e.g. <run_dir>/best.pt or last.pt)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals([(v, k) for k, v in LEGACY_NUMPY.items()]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise _refused(path, err) from err
     except Exception as err:  # torch raises many types for a corrupt file
         raise CheckpointError(
             f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or "
@@ -105,6 +131,27 @@ def load(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not an htr-ssl checkpoint (no 'model' weights); pass "
                               "a best.pt or last.pt that htr-ssl wrote")
     return ckpt
+
+
+def _refused(path: Path, err: Exception) -> CheckpointError:
+    """The error for a file that `weights_only` refused: one that would run code when loaded,
+    or one that is damaged or not a checkpoint at all."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: the unpickler's own message names them
+        names = re.findall(r"GLOBAL (\S+)", str(err))
+    names = [n for n in names if n not in LEGACY_NUMPY]
+    if names:
+        return CheckpointError(
+            f"refusing checkpoint {path}: it holds Python objects besides weights and plain "
+            f"data ({', '.join(names[:5])}), which would run code when loaded. htr-ssl only "
+            "loads tensors and plain data (torch.load weights_only=True). Fix: use a best.pt / "
+            "last.pt written by htr-ssl, and do not load files from an untrusted source")
+    reason = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
+    return CheckpointError(
+        f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or not "
+        f"a torch checkpoint ({reason.group(1) if reason else type(err).__name__}). Fix: use "
+        "the other checkpoint of that run (best.pt / last.pt), or copy the file again")
 
 
 def weight_mismatch(module: nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
