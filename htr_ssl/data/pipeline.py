@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
 from htr_ssl.data.crops import default_cache_dir, materialize_crops
 from htr_ssl.data.readers import read_dataset
-from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sample import Sample, TextImageDataset, collate, collate_readable
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.data.splits import (
     check_splits,
@@ -208,7 +208,7 @@ def make_loader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate if train else collate_readable,
         num_workers=cfg.num_workers,
         drop_last=False,
         persistent_workers=cfg.num_workers > 0,
