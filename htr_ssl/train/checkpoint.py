@@ -218,8 +218,10 @@ class OutputDirError(RuntimeError):
     """The run directory cannot be created or written."""
 
 
-def ensure_writable(run_dir: Path) -> None:
-    """Fail before any training if checkpoints could not be written to `run_dir`."""
+def ensure_writable(run_dir: Path, option: str = "run_dir=... or hydra.run.dir=...",
+                    what: str = "run directory") -> None:
+    """Fail before any training (or inference) if files could not be written to `run_dir`;
+    `option` is what the user sets to choose another folder."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -227,8 +229,8 @@ def ensure_writable(run_dir: Path) -> None:
             pass
     except OSError as err:
         raise OutputDirError(
-            f"cannot write to the run directory {run_dir} ({err.strerror or err}). Fix: "
-            "choose a writable folder (run_dir=... or hydra.run.dir=...)") from err
+            f"cannot write to the {what} {run_dir} ({err.strerror or err}). Fix: "
+            f"choose a writable folder ({option})") from err
 
 
 def mark_done(run_dir: Path, info: dict[str, Any]) -> None:
