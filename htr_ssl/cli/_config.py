@@ -7,9 +7,11 @@ import logging
 import os
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
@@ -71,13 +73,39 @@ def check_kind(option: str, value: Any, hint: Any) -> Any:
 
 def resume_and_run_dir(cfg: DictConfig) -> tuple[Path | str | None, Path]:
     """`resume=` as the training functions take it (a checkpoint path, "auto" or None) and the
-    run folder: a resumed checkpoint keeps writing into its own folder; "auto" continues
-    `run_dir`'s last.pt, or skips the run if it finished."""
+    run folder: a resumed checkpoint keeps writing into its own folder, or with `fork=true`
+    into this run's new one; "auto" continues `run_dir`'s last.pt, or skips the run if it
+    finished."""
+    fork = bool(cfg.get("fork", False))
+    if fork and (not cfg.resume or str(cfg.resume) == "auto"):
+        raise ValueError(f"fork=true needs resume=<checkpoint> (got resume={cfg.resume}): it "
+                         "continues that checkpoint in a new folder (hydra.run.dir=...)")
     if str(cfg.resume) == "auto":
         return "auto", Path(cfg.run_dir)
     if cfg.resume:
-        return Path(cfg.resume), Path(cfg.resume).parent
+        return Path(cfg.resume), Path(cfg.run_dir) if fork else Path(cfg.resume).parent
     return None, Path(cfg.run_dir)
+
+
+def hydra_record(cfg: DictConfig) -> Callable[[], None]:
+    """A function that writes Hydra's `.hydra/` record (config.yaml, hydra.yaml,
+    overrides.yaml) of this run into Hydra's output folder.
+
+    The training commands set `hydra.output_subdir: null` and call it once their run is
+    accepted: Hydra itself would write it first, over the record of a finished run, of a run
+    in progress, or of one that a resume with other options is then refused to continue.
+    """
+    def write() -> None:
+        if not HydraConfig.initialized():
+            return
+        hydra = HydraConfig.instance().cfg
+        folder = Path(hydra.hydra.runtime.output_dir) / ".hydra"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra),
+                           ("overrides.yaml", hydra.hydra.overrides.task)):
+            (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+
+    return write
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

@@ -189,9 +189,11 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: Path
     module.load_state_dict(weights, strict=True)
 
 
-def load_encoder(encoder: nn.Module, path: Path | str) -> dict[str, Any]:
-    """Copy the `encoder.*` weights of any htr-ssl checkpoint into `encoder` (strict)."""
-    ckpt = load(path)
+def load_encoder(encoder: nn.Module, path: Path | str,
+                 ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Copy the `encoder.*` weights of any htr-ssl checkpoint into `encoder` (strict); `ckpt`
+    is the checkpoint's content when it was already loaded from `path`."""
+    ckpt = ckpt if ckpt is not None else load(path)
     prefix = "encoder."
     weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
     if not weights:
@@ -246,24 +248,57 @@ def resolve_resume(run_dir: Path, resume: str | Path | None) -> Path | str | Non
     FINISHED (only for `resume="auto"`) when `run_dir` holds a completed run.
 
     `auto` continues `run_dir/last.pt` when there is one and the run is not marked done, so
-    starting a sweep again finishes what was interrupted and skips what completed. Without
-    `resume`, a folder that already holds last.pt is refused (FileExistsError).
+    starting a sweep again finishes what was interrupted and skips what completed. A run that
+    starts (or forks a checkpoint) into `run_dir` refuses a folder holding a `done` marker or
+    any checkpoint (FileExistsError): finished work is never overwritten.
     """
+    run_dir = Path(run_dir)
     if resume is None or str(resume) in ("", "none", "null"):
-        last = Path(run_dir) / "last.pt"
-        if last.exists():  # a new run never overwrites one that holds a checkpoint
-            raise FileExistsError(f"{run_dir} already holds a checkpoint ({last}); continue it "
-                                  f"with resume={last} (or resume=auto), or choose a new run "
-                                  "directory")
+        refuse_used(run_dir)
         return None
     if str(resume) != "auto":
         path = Path(resume)
         if not path.is_file():
             raise CheckpointError(f"resume={resume}: no such checkpoint; give a last.pt or "
                                   "best.pt of the run to continue, or resume=auto")
+        if path.parent.resolve() != run_dir.resolve():  # continued in another folder
+            refuse_used(run_dir)
         return path
-    run_dir = Path(run_dir)
     if (run_dir / DONE).is_file():
         return FINISHED
     last = run_dir / "last.pt"
-    return last if last.is_file() else None
+    if last.is_file():
+        return last
+    refuse_used(run_dir)  # e.g. a best.pt without last.pt: a fresh start would overwrite it
+    return None
+
+
+def refuse_used(run_dir: Path) -> None:
+    """FileExistsError when `run_dir` holds a finished run or any checkpoint."""
+    run_dir = Path(run_dir)
+    if (run_dir / DONE).is_file():
+        raise FileExistsError(
+            f"{run_dir} holds a finished run (its '{DONE}' marker is there); a new run would "
+            "overwrite its checkpoints and metrics. Fix: choose a new run directory "
+            "(hydra.run.dir=...), or use resume=auto, which skips finished runs")
+    found = sorted(run_dir.glob("*.pt"))
+    if not found:
+        return
+    last = run_dir / "last.pt"
+    if last in found:
+        raise FileExistsError(f"{run_dir} already holds a checkpoint ({last}); continue it "
+                              f"with resume={last} (or resume=auto), or choose a new run "
+                              "directory")
+    raise FileExistsError(
+        f"{run_dir} already holds a checkpoint ({', '.join(p.name for p in found)}) but no "
+        f"last.pt to continue; a new run would overwrite it. Fix: continue from it with "
+        f"resume={found[0]}, or choose a new run directory (hydra.run.dir=...)")
+
+
+def require_kind(ckpt: dict[str, Any], path: Path | str, kind: str, hint: str) -> None:
+    """CheckpointError when `ckpt` was written by another stage than `kind` (a pretraining
+    checkpoint given where a recognizer run is continued, or the reverse)."""
+    found = ckpt.get("kind")
+    if found is not None and found != kind:
+        raise CheckpointError(f"{path} is a {found!r} checkpoint, not a {kind!r} one. "
+                              f"Fix: {hint}")

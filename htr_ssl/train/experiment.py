@@ -9,15 +9,13 @@ what is missing; an interrupted run continues from its `last.pt`.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from htr_ssl.train import checkpoint
+from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 
@@ -40,22 +38,10 @@ def methods(method: str) -> list[str]:
     return [] if method == SCRATCH else [m for m in method.split("+") if m]
 
 
-@contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on `folder/.lock` (blocks while another process holds it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_pretrained(job: PretrainJob) -> Path:
     """The pretraining checkpoint for `job`, training (or finishing) it only if needed."""
     run_dir = Path(job.run_dir)
-    with locked(run_dir):  # a second launcher waits here, then finds the run done
+    with rundir.locked(run_dir, wait=True):  # a second launcher waits, then finds it done
         if (run_dir / checkpoint.DONE).is_file():
             log.info("pretraining in %s is finished: reused", run_dir)
         else:
@@ -64,8 +50,9 @@ def ensure_pretrained(job: PretrainJob) -> Path:
     return best if best.is_file() else run_dir / "last.pt"
 
 
-def run_cell(cell: Cell) -> dict[str, Any]:
-    """Pretrain if needed, then fine-tune; returns the fine-tuning summary (or a skip note)."""
+def run_cell(cell: Cell, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Pretrain if needed, then fine-tune; returns the fine-tuning summary (or a skip note).
+    `on_start` is called once the fine-tuning run is accepted (see train_recognizer)."""
     job = cell.finetune
     run_dir = Path(job.run_dir)
     if (run_dir / checkpoint.DONE).is_file():
@@ -77,4 +64,4 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     if cell.pretrain is not None:
         encoder = ensure_pretrained(cell.pretrain)
         job = replace(job, finetune=FinetuneConfig(str(encoder), job.finetune.mode))
-    return train_recognizer(replace(job, resume="auto"))  # an interrupted cell continues
+    return train_recognizer(replace(job, resume="auto"), on_start)  # an interrupted cell continues

@@ -299,6 +299,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
             state["batch_in_epoch"] = 0
     bar.close()
     logger.close()
+    if dist_info.is_main and not last_path.exists():  # a fork whose schedule was already done
+        checkpoint.save(snapshot(), last_path)
     if interrupted:
         signum = signals.signum or signal.SIGTERM
         log.warning("%s received: saved %s at step %d", signal.Signals(signum).name, last_path,
