@@ -5,21 +5,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
 
 
-def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any]) -> T:
+def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any], prefix: str | None = None) -> T:
     """Build `cls` from a config node, recursing into dataclass-typed fields.
 
     Unknown keys are an error naming the key and the valid ones, so a typo in an override
-    (`trainer.lr_rate=...`) fails loudly instead of being ignored.
+    (`trainer.lr_rate=...`) fails loudly instead of being ignored; so is a value of the wrong
+    kind (`data.labels=abc`, `trainer.lr=null`), before any data is read.
     """
+    if prefix is None:
+        prefix = f"{node._get_full_key(None)}." if isinstance(node, DictConfig) \
+            and node._get_full_key(None) else ""
     raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -31,20 +38,74 @@ def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any]) -> T:
     for key, value in raw.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = to_dataclass(hint, value)
+            value = to_dataclass(hint, value, f"{prefix}{key}.")
+        else:
+            value = check_kind(f"{prefix}{key}", value, hint)
         kwargs[key] = value
     return cls(**kwargs)
 
 
+KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+         type(None): "null"}
+
+
+def check_kind(option: str, value: Any, hint: Any) -> Any:
+    """`value`, or a ValueError naming `option` when a scalar option holds a value of another
+    kind; hints that are not plain scalars (lists, dicts, Any) are not checked. A number given
+    for a text option (`data.root=2024`) is that text."""
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) \
+        or typing.get_origin(hint) is typing.Union else (hint,)
+    if not all(k in KINDS for k in kinds):
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and str in kinds and int not in kinds and float not in kinds:
+        return str(value)
+    ok = ((value is None and type(None) in kinds)
+          or (isinstance(value, bool) and bool in kinds)
+          or (number and float in kinds)
+          or (number and isinstance(value, int) and int in kinds)
+          or (isinstance(value, str) and str in kinds))
+    if not ok:
+        shown = "null" if value is None else repr(value)
+        raise ValueError(f"{option}={shown}: give {' or '.join(KINDS[k] for k in kinds)}")
+    return value
+
+
 def resume_and_run_dir(cfg: DictConfig) -> tuple[Path | str | None, Path]:
     """`resume=` as the training functions take it (a checkpoint path, "auto" or None) and the
-    run folder: a resumed checkpoint keeps writing into its own folder; "auto" continues
-    `run_dir`'s last.pt, or skips the run if it finished."""
+    run folder: a resumed checkpoint keeps writing into its own folder, or with `fork=true`
+    into this run's new one; "auto" continues `run_dir`'s last.pt, or skips the run if it
+    finished."""
+    fork = bool(cfg.get("fork", False))
+    if fork and (not cfg.resume or str(cfg.resume) == "auto"):
+        raise ValueError(f"fork=true needs resume=<checkpoint> (got resume={cfg.resume}): it "
+                         "continues that checkpoint in a new folder (hydra.run.dir=...)")
     if str(cfg.resume) == "auto":
         return "auto", Path(cfg.run_dir)
     if cfg.resume:
-        return Path(cfg.resume), Path(cfg.resume).parent
+        return Path(cfg.resume), Path(cfg.run_dir) if fork else Path(cfg.resume).parent
     return None, Path(cfg.run_dir)
+
+
+def hydra_record(cfg: DictConfig) -> Callable[[], None]:
+    """A function that writes Hydra's `.hydra/` record (config.yaml, hydra.yaml,
+    overrides.yaml) of this run into Hydra's output folder.
+
+    The training commands set `hydra.output_subdir: null` and call it once their run is
+    accepted: Hydra itself would write it first, over the record of a finished run, of a run
+    in progress, or of one that a resume with other options is then refused to continue.
+    """
+    def write() -> None:
+        if not HydraConfig.initialized():
+            return
+        hydra = HydraConfig.instance().cfg
+        folder = Path(hydra.hydra.runtime.output_dir) / ".hydra"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra),
+                           ("overrides.yaml", hydra.hydra.overrides.task)):
+            (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+
+    return write
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
+from htr_ssl.data.pipeline import DataConfig, check_split, make_loader, prepare
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, resolve_head, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.train import checkpoint
@@ -34,7 +34,7 @@ def data_config(cfg: DictConfig, ckpt: dict) -> DataConfig:
         key, _, value = o.partition("=")
         if key.startswith("data."):
             OmegaConf.update(node, key[len("data."):], OmegaConf.from_dotlist([f"v={value}"]).v)
-    return to_dataclass(DataConfig, node)
+    return to_dataclass(DataConfig, node, "data.")
 
 
 def run_name(split: str, decode: DecodeConfig, head: str) -> str:
@@ -44,16 +44,31 @@ def run_name(split: str, decode: DecodeConfig, head: str) -> str:
     return "_".join(parts)
 
 
+def output_dir(cfg: DictConfig, decode: DecodeConfig, head: str) -> Path:
+    """Where the results go, checked before any data is read: writable, and not a training
+    run's own folder (its metrics.json and predictions.tsv would be replaced)."""
+    out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.checkpoint).parent / run_name(
+        cfg.split, decode, head)
+    if (out / checkpoint.DONE).is_file() or any(out.glob("*.pt")):
+        raise FileExistsError(f"out_dir={out} holds a training run: its metrics.json and "
+                              "predictions.tsv would be overwritten. Fix: choose another "
+                              "out_dir (or leave it unset: <checkpoint folder>/eval_<split>_...)")
+    checkpoint.ensure_writable(out, "out_dir=...", "output folder")
+    return out
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     quiet_logging()
     try:
+        check_split(cfg.split, "split")
         ckpt = checkpoint.load(cfg.checkpoint)
         model, alphabet = recognizer_from_checkpoint(ckpt)
         data_cfg = data_config(cfg, ckpt)
         decode = to_dataclass(DecodeConfig, cfg.decode)
         metric = to_dataclass(MetricConfig, {**resolved(cfg.metric),
-                                             "word_images": data_cfg.word_images})
+                                             "word_images": data_cfg.word_images}, "metric.")
+        out = output_dir(cfg, decode, resolve_head(model, decode.head))
         samples = prepare(data_cfg, None, alphabet).split(cfg.split)
         if not samples:
             raise ValueError(f"split {cfg.split!r} of {data_cfg.root} is empty")
@@ -63,8 +78,6 @@ def main(cfg: DictConfig) -> None:
                                  precision=cfg.precision)
     except user_errors() as err:
         fail(err)
-    out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.checkpoint).parent / run_name(
-        cfg.split, decode, resolve_head(model, decode.head))
     metrics.update(split=cfg.split, checkpoint=str(cfg.checkpoint), decode=resolved(cfg.decode),
                    precision=cfg.precision)
     write_results(out, metrics, rows)

@@ -13,7 +13,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
+from htr_ssl.cli._config import (
+    fail,
+    hydra_record,
+    quiet_logging,
+    resolved,
+    to_dataclass,
+    user_errors,
+)
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
 from htr_ssl.data.pipeline import DataConfig
@@ -107,7 +114,7 @@ def main(cfg: DictConfig) -> None:
     try:
         finetune = job_from_config(cfg)
         cell = Cell(str(cfg.method), finetune, stages(cfg))
-        summary = run_cell(cell)
+        summary = run_cell(cell, hydra_record(cfg))
     except user_errors() as err:
         fail(err)
     if summary.get("skipped"):

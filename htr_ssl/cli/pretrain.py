@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
     fail,
+    hydra_record,
     quiet_logging,
     resolved,
     resume_and_run_dir,
@@ -40,6 +41,7 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
         val_batches=int(cfg.val_batches),
         resume=resume,
         config=resolved(cfg),
+        fork=bool(cfg.get("fork", False)),
     )
 
 
@@ -48,7 +50,7 @@ def main(cfg: DictConfig) -> None:
     quiet_logging()
     try:
         job = job_from_config(cfg)
-        summary = pretrain(job)
+        summary = pretrain(job, hydra_record(cfg))
     except user_errors() as err:
         fail(err)
     if summary.get("finished"):

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
     fail,
+    hydra_record,
     quiet_logging,
     resolved,
     resume_and_run_dir,
@@ -53,6 +54,7 @@ def job_from_config(cfg: DictConfig) -> TrainJob:
         resume=resume,
         config=resolved(cfg),
         dataset=dataset_name(cfg),
+        fork=bool(cfg.get("fork", False)),
     )
 
 
@@ -75,7 +77,7 @@ def main(cfg: DictConfig) -> None:
     quiet_logging()
     try:
         job = job_from_config(cfg)
-        summary = train_recognizer(job)
+        summary = train_recognizer(job, hydra_record(cfg))
     except user_errors() as err:
         fail(err)
     print_summary(summary, job.run_dir)

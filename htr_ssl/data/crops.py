@@ -67,7 +67,7 @@ def materialize_crops(samples: Sequence[Sample], cache_dir: Path,
         todo = [i for i in indices if not targets[i].exists()]
         if todo:
             try:
-                pixels = load_gray(page)
+                pixels = load_gray(page, orient=False)
             except ImageReadError as err:
                 log.warning("cannot crop lines from %s: %s", page, err)
                 continue

@@ -7,6 +7,7 @@ training code calls `prepare` and `make_loader` and never sees files.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
 from htr_ssl.data.crops import default_cache_dir, materialize_crops
 from htr_ssl.data.readers import read_dataset
-from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sample import Sample, TextImageDataset, collate, collate_readable
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.data.splits import (
     check_splits,
@@ -99,7 +100,17 @@ class Prepared:
     alphabet: Alphabet
 
     def split(self, name: str) -> list[Sample]:
-        return {"train": self.train, "val": self.val, "test": self.test}[name]
+        return {"train": self.train, "val": self.val, "test": self.test}[check_split(name)]
+
+
+SPLITS = ("train", "val", "test")
+
+
+def check_split(name: str, option: str = "split") -> str:
+    """`name` if it is a split, else a ValueError naming the option and the valid ones."""
+    if name not in SPLITS:
+        raise ValueError(f"{option}={name!r} is not a split; use {', '.join(SPLITS)}")
+    return name
 
 
 def load_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
@@ -121,8 +132,9 @@ def load_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
 
 def _labels_amount(labels: float) -> float | int:
     """1.0 and 0.05 are fractions; 250 (or 250.0) is a line count."""
-    if not labels > 0 or (labels > 1 and labels != int(labels)):
-        raise ValueError(f"data.labels={labels}: give a fraction of the training split in "
+    if isinstance(labels, bool) or not isinstance(labels, int | float) or not labels > 0 \
+            or not math.isfinite(labels) or (labels > 1 and labels != int(labels)):
+        raise ValueError(f"data.labels={labels!r}: give a fraction of the training split in "
                          "(0, 1] (e.g. 0.1) or a whole number of labeled lines (e.g. 250)")
     if labels > 1:
         return int(labels)
@@ -208,7 +220,7 @@ def make_loader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate if train else collate_readable,
         num_workers=cfg.num_workers,
         drop_last=False,
         persistent_workers=cfg.num_workers > 0,

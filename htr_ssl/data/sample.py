@@ -174,6 +174,21 @@ def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
     kept = [it for it in items if it is not None]
     if not kept:
         raise ImageReadError("every image in this batch was unreadable; see the warnings above")
+    return _pad(kept, len(items) - len(kept), width_multiple)
+
+
+def collate_readable(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
+    """`collate` for reading and scoring: a batch whose images were all unreadable becomes an
+    empty batch (its `dropped` counts them), so the lines read before and after it are kept."""
+    kept = [it for it in items if it is not None]
+    if not kept:
+        return Batch(torch.ones(0, 1, 1, width_multiple), torch.zeros(0, dtype=torch.long),
+                     torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, dtype=torch.long), [],
+                     [], len(items))
+    return _pad(kept, len(items) - len(kept), width_multiple)
+
+
+def _pad(kept: Sequence[dict], dropped: int, width_multiple: int) -> Batch:
     height = kept[0]["image"].shape[0]
     widths = torch.tensor([it["image"].shape[1] for it in kept], dtype=torch.long)
     lengths = torch.tensor([len(it["target"]) for it in kept], dtype=torch.long)
@@ -186,5 +201,4 @@ def collate(items: Sequence[dict | None], width_multiple: int = 32) -> Batch:
             views[v, i, 0, :, : widths[i]] = img.float() / 255.0
         targets[i, : lengths[i]] = it["target"]
     return Batch(views[0], widths, targets, lengths, [it["id"] for it in kept],
-                 [it["text"] for it in kept], len(items) - len(kept),
-                 views if n_views > 1 else None)
+                 [it["text"] for it in kept], dropped, views if n_views > 1 else None)

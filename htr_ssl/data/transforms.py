@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 RECIPES = ("none", "light", "htr", "seqclr")
+MIN_AUGMENT_SIDE = 8  # GridDistortion (5 steps) and Perspective divide by zero below this
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,16 @@ def build_augment(cfg: AugmentConfig, seed: int | None = None) -> A.Compose | No
 Augment = Callable[[np.ndarray, "int | None"], np.ndarray]
 
 
+def pad_small(img: np.ndarray, side: int = MIN_AUGMENT_SIDE) -> np.ndarray:
+    """A tiny image padded with white (to the right and below) up to `side` pixels, so that no
+    augmentation divides by its size; larger images are returned as they are."""
+    h, w = img.shape[:2]
+    if h >= side and w >= side:
+        return img
+    return cv2.copyMakeBorder(img, 0, max(0, side - h), 0, max(0, side - w),
+                              cv2.BORDER_CONSTANT, value=255)
+
+
 def as_callable(pipeline: A.Compose | None) -> Augment | None:
     """Wrap a Compose as `(uint8 array, seed) -> uint8 array`, the form TextImageDataset expects.
 
@@ -111,6 +122,6 @@ def as_callable(pipeline: A.Compose | None) -> Augment | None:
     def apply(img: np.ndarray, seed: int | None = None) -> np.ndarray:
         if seed is not None:
             pipeline.set_random_seed(seed)
-        return pipeline(image=img)["image"]
+        return pipeline(image=pad_small(img))["image"]
 
     return apply

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.pipeline import init_worker
-from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sample import Sample, TextImageDataset, collate_readable
 from htr_ssl.data.sampler import sorted_windows
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
@@ -97,24 +97,32 @@ def read_in_input_order(transcriber: Transcriber, samples: list[Sample], height:
 
     Batches are formed by width within windows of `window` inputs (text lines vary 5x in
     width, and padding is compute spent on nothing), and each window is handed out as soon as
-    it is read, so a long folder streams. Unreadable images are skipped with a warning."""
+    it is read, so a long folder streams. Unreadable images are skipped with a warning (a
+    batch of only unreadable ones too), then counted."""
     windows = sorted_windows([s.aspect() for s in samples], batch_size, window)
     device = next(transcriber.model.parameters()).device
     loader = DataLoader(TextImageDataset(samples, None, height),
-                        batch_sampler=[b for w in windows for b in w], collate_fn=collate,
+                        batch_sampler=[b for w in windows for b in w],
+                        collate_fn=collate_readable,
                         num_workers=num_workers, pin_memory=device.type == "cuda",
                         worker_init_fn=init_worker if num_workers else None)
     batches = iter(loader)
     transcriber.model.eval()
+    unreadable = 0
     for window_batches in windows:
         texts: dict[str, str] = {}
         for _ in window_batches:
             batch = next(batches)
-            hyps = transcriber(batch.images.to(device), batch.widths.to(device))
-            texts.update(zip(batch.ids, hyps, strict=True))
+            unreadable += batch.dropped
+            if len(batch):
+                hyps = transcriber(batch.images.to(device), batch.widths.to(device))
+                texts.update(zip(batch.ids, hyps, strict=True))
         for i in sorted(i for b in window_batches for i in b):
             if samples[i].id in texts:
                 yield samples[i].id, texts[samples[i].id]
+    if unreadable:
+        log.warning("%d of %d images were unreadable and are not transcribed (see the warnings "
+                    "naming them)", unreadable, len(samples))
 
 
 def _read_lexicon(path: str) -> str | list[str]:
@@ -137,6 +145,8 @@ def transcribe(model: Recognizer, loader: DataLoader, transcriber: Transcriber,
     unreadable = 0
     for batch in tqdm(loader, disable=not progress, desc="decode", leave=False):
         unreadable += batch.dropped
+        if not len(batch):
+            continue
         hyps = transcriber(batch.images.to(device), batch.widths.to(device))
         for sid, ref, hyp in zip(batch.ids, batch.texts, hyps, strict=True):
             rows.append(Row(sid, ref, hyp, sample_cer(ref, hyp)))

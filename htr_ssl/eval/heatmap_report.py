@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from htr_ssl.data.sample import Sample, TextImageDataset, collate
+from htr_ssl.data.sample import Sample, TextImageDataset, collate_readable
 from htr_ssl.eval import overlays
 from htr_ssl.eval.evaluate import resolve_head
 from htr_ssl.eval.heatmaps import (
@@ -175,9 +175,9 @@ def write_heatmaps(subjects: Sequence[Subject], samples: Sequence[Sample], out: 
         subject.encoder.eval()
         (out / folder).mkdir(parents=True, exist_ok=True)
         loader = DataLoader(TextImageDataset(named, None, subject.height),
-                            batch_size=cfg.batch_size, collate_fn=collate)
+                            batch_size=cfg.batch_size, collate_fn=collate_readable)
         results: dict[str, LineResult] = {}
-        for batch in loader:
+        for batch in (b for b in loader if len(b)):  # unreadable images are skipped, warned
             results.update((r.id, r) for r in line_results(subject, batch, cfg, out / folder))
         table.append(results)
         if subject.recognizer is not None:

@@ -11,16 +11,14 @@ missing; an interrupted run continues from its `last.pt`.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from htr_ssl.data.synthetic import GenerateConfig, generate
-from htr_ssl.train import checkpoint
+from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.finetune import TrainJob, train_recognizer
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 
@@ -70,22 +68,10 @@ def parse_method(method: str) -> list[list[str]]:
     return stages
 
 
-@contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on `folder/.lock` (blocks while another process holds it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_generated(gen: GenerateConfig) -> None:
     """Write the synthetic dataset once (other launchers wait for it, then reuse it)."""
     root = Path(gen.out_dir)
-    with locked(root.parent / f".{root.name}"):
+    with rundir.locked(root.parent / f".{root.name}", wait=True):
         if (root / "ascii" / "lines.txt").is_file():
             return
         log.info("generating the synthetic handwriting into %s (once)", root)
@@ -98,7 +84,7 @@ def ensure_stage(stage: Stage, init: Path | None) -> Path:
         ensure_generated(stage.generate)
     job = stage.job
     run_dir = Path(job.run_dir)
-    with locked(run_dir):  # a second launcher waits here, then finds the stage done
+    with rundir.locked(run_dir, wait=True):  # a second launcher waits, then finds it done
         if (run_dir / checkpoint.DONE).is_file():
             log.info("stage in %s is finished: reused", run_dir)
         elif isinstance(job, PretrainJob):
@@ -111,9 +97,10 @@ def ensure_stage(stage: Stage, init: Path | None) -> Path:
     return best if best.is_file() else run_dir / "last.pt"
 
 
-def run_cell(cell: Cell) -> dict[str, Any]:
+def run_cell(cell: Cell, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Prepare the start if needed, then fine-tune; returns the fine-tuning summary (or a note
-    saying why the cell was skipped)."""
+    saying why the cell was skipped). `on_start` is called once the fine-tuning run is
+    accepted (see train_recognizer)."""
     job = cell.finetune
     run_dir = Path(job.run_dir)
     if (run_dir / checkpoint.DONE).is_file():
@@ -127,4 +114,5 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         encoder = ensure_stage(stage, encoder)
     if encoder is not None:
         job = replace(job, finetune=replace(job.finetune, init_from=str(encoder)))
-    return train_recognizer(replace(job, resume="auto", method=job.method or cell.method))
+    return train_recognizer(replace(job, resume="auto", method=job.method or cell.method),
+                            on_start)

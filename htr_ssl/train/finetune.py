@@ -7,9 +7,11 @@ norm statistics stay as pretrained; only the decoder trains).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import types
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
-from htr_ssl.train import checkpoint
-from htr_ssl.train.distributed import init_from_env
+from htr_ssl.train import checkpoint, rundir
+from htr_ssl.train.distributed import DistInfo, init_from_env
 from htr_ssl.train.loop import ParamGroup, TrainerConfig, fit
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class TrainJob:
     dataset: str = ""  # the name reports use for this data (e.g. the `data=` choice)
     method: str = ""  # the name reports use for this start (default: from init_from)
     stage: bool = False  # an experiment's intermediate stage (e.g. synthetic-supervised): no row
+    fork: bool = False  # continue `resume` in run_dir, a new folder, even with changed options
 
 
 def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -128,22 +131,47 @@ def loss_fn(model: nn.Module, batch) -> tuple:
     return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
 
 
-def train_recognizer(job: TrainJob) -> dict[str, Any]:
+def job_options(job: TrainJob) -> dict[str, Any]:
+    """What decides the data, model and schedule of a run, by option name (`data.labels`,
+    `model.preset`, `decoder.kind`, ...): a resume must not change it."""
+    model = asdict(job.model)
+    encoder, model["kind"] = model.pop("encoder"), model.pop("decoder")
+    return {"data": asdict(job.data), "model": encoder, "decoder": model,
+            "trainer": asdict(job.trainer), "finetune": asdict(job.finetune)}
+
+
+def train_recognizer(job: TrainJob, on_start: Callable[[], None] | None = None
+                     ) -> dict[str, Any]:
     """Train, keep the best checkpoint by validation CER, and score it on the test split.
 
     `job.resume` is a checkpoint path, None (a new run), or "auto": continue run_dir/last.pt
     if the run was interrupted, skip it if it finished (summary["finished"]), else start.
+    The run folder is locked while the run writes to it; `on_start` is called (on the main
+    process) once the run is accepted, before any data is read.
     """
     dist = init_from_env()
+    with rundir.locked(job.run_dir) if dist.is_main else contextlib.nullcontext():
+        return _train(job, dist, on_start)
+
+
+def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
+           ) -> dict[str, Any]:
     run_dir = Path(job.run_dir)
-    resume = checkpoint.resolve_resume(run_dir, job.resume)
+    options = job_options(job)
+    resume, ckpt = rundir.begin(run_dir, job.resume, "recognizer", options, job.fork,
+                                dist.is_main)
     if resume == checkpoint.FINISHED:
         return finished_summary(run_dir, dist.is_main)
-    if dist.is_main:
-        checkpoint.ensure_writable(run_dir)
     alphabet = None
-    if resume is not None:
-        alphabet = Alphabet.from_dict(checkpoint.load(resume)["alphabet"])
+    if ckpt is not None:
+        if "alphabet" not in ckpt:
+            raise checkpoint.CheckpointError(f"{resume} has no alphabet: it is not a recognizer "
+                                             "checkpoint. Fix: " + rundir.HINTS["recognizer"]
+                                             .format(path=resume))
+        alphabet = Alphabet.from_dict(ckpt["alphabet"])
+    init = checkpoint.load(job.finetune.init_from) if job.finetune.init_from else None
+    if dist.is_main and on_start is not None:
+        on_start()
     try:
         data = prepare(job.data, run_dir if dist.is_main else None, alphabet)
     except OutOfAlphabetError as err:
@@ -161,9 +189,9 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
     if model.ctc is not None:
         report_too_narrow(data.train, job.data, model.encoder.wstride)
     init_meta = None
-    if job.finetune.init_from:  # a resumed run reads it only for its description
-        init_meta = (checkpoint.load_encoder(model.encoder, job.finetune.init_from)
-                     if resume is None else checkpoint.load(job.finetune.init_from))
+    if init is not None:  # a resumed run reads it only for its description
+        init_meta = (checkpoint.load_encoder(model.encoder, job.finetune.init_from, init)
+                     if resume is None else init)
         fresh = sorted({k.rsplit(".", 2)[0] for k in model.state_dict()
                         if not k.startswith("encoder.")})
         log.info("starting fresh (not in the encoder checkpoint): %s", ", ".join(fresh))
@@ -183,7 +211,7 @@ def train_recognizer(job: TrainJob) -> dict[str, Any]:
         return evaluate(m, val_loader, alphabet, DecodeConfig(), job.metric)[0]
 
     meta = {"kind": "recognizer", "alphabet": alphabet.to_dict(),
-            "model_config": asdict(job.model), "config": job.config}
+            "model_config": asdict(job.model), "config": job.config, "options": options}
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
                  validate if val_loader else None, resume, meta, dist, job.finetune.groups())
     summary: dict[str, Any] = {"main": dist.is_main, "step": result.step,

@@ -94,6 +94,11 @@ class TrainerConfig:
             raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"trainer.schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        for option in ("lr", "weight_decay", "min_lr_ratio", "step_gamma", "grad_clip"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value):
+                raise ValueError(f"trainer.{option}={value!r} must be a finite number")
         for option in ("max_steps", "val_every", "log_every", "step_every", "max_bad_steps"):
             if getattr(self, option) < 1:
                 raise ValueError(f"trainer.{option}={getattr(self, option)} must be >= 1")
@@ -292,7 +297,10 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
                 logger.log("train", step, scalars)
                 bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scalars['lr']:.1e}",
                                 sps=f"{rate:.0f}")
-            if validate is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+            validating = validate is not None and (step % cfg.val_every == 0
+                                                   or step == cfg.max_steps)
+            if validating:
+                _check_weights(params, state["step"], run_dir, snapshot, dist_info)
                 stop = _validate(model, validate, cfg, state, logger, dist_info, better,
                                  snapshot, best_path, device)
                 state["stopped_early"] = stop
@@ -300,9 +308,11 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
             # any rank's signal stops every rank at this same step
             interrupted = not all_agree(signals.signum is None, dist_info, device)
             periodic = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
-            if dist_info.is_main and (periodic or interrupted or stop or step == cfg.max_steps
-                                      or step % cfg.val_every == 0):
-                checkpoint.save(snapshot(), last_path)
+            if periodic or interrupted or stop or step == cfg.max_steps \
+                    or step % cfg.val_every == 0:
+                _check_weights(params, state["step"], run_dir, snapshot, dist_info)
+                if dist_info.is_main:
+                    checkpoint.save(snapshot(), last_path)
             if interrupted:
                 broadcast_flag(True, dist_info, device)  # a barrier: rank 0 has saved
             if step >= cfg.max_steps or stop or interrupted:
@@ -315,6 +325,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     for _, members_ in delayed_groups:
         for p in members_:
             p.requires_grad_(True)
+    if dist_info.is_main and not last_path.exists():  # a fork whose schedule was already done
+        checkpoint.save(snapshot(), last_path)
     if interrupted:
         signum = signals.signum or signal.SIGTERM
         log.warning("%s received: saved %s at step %d", signal.Signals(signum).name, last_path,
@@ -347,6 +359,21 @@ def group_parameters(model: nn.Module, groups: tuple[ParamGroup, ...]
         if not found:
             raise ValueError(f"no trainable parameter is named {group.prefix}*")
     return members
+
+
+def _check_weights(params: list[nn.Parameter], step: int, run_dir: Path,
+                   snapshot: Callable[[], dict[str, Any]], dist_info: DistInfo) -> None:
+    """TrainingDiverged when a weight is NaN/inf, before it is saved as best.pt or last.pt:
+    steps with a finite loss can still blow the weights up (a learning rate far too high), and
+    such a run must not end as a finished one. Every rank checks the same (synced) weights."""
+    if all(bool(torch.isfinite(p).all()) for p in params):
+        return
+    if dist_info.is_main:
+        checkpoint.save(snapshot(), run_dir / "diverged.pt")
+    raise TrainingDiverged(
+        f"the weights became NaN/inf by step {step} although the loss was finite; lower "
+        f"trainer.lr, raise trainer.warmup_steps or lower trainer.grad_clip. State saved to "
+        f"{run_dir / 'diverged.pt'}.")
 
 
 def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

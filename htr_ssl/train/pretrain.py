@@ -7,7 +7,9 @@ so no test line ever shapes the encoder that is later scored on it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,14 @@ from htr_ssl.data.splits import select, write_ids
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
-from htr_ssl.train import checkpoint
-from htr_ssl.train.distributed import init_from_env
+from htr_ssl.train import checkpoint, rundir
+from htr_ssl.train.distributed import DistInfo, init_from_env
 from htr_ssl.train.loop import TrainerConfig, fit
 
 log = logging.getLogger(__name__)
 
 VAL_SEED = 12_345  # validation batches and their pretext transforms are the same every time
+UNUSED_DATA = ("labels", "label_seed", "oov", "oov_map", "word_images")  # text-only options
 
 
 @dataclass
@@ -46,6 +49,7 @@ class PretrainJob:
     config: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a checkpoint whose encoder this pretraining continues
     extra: tuple[DataConfig, ...] = ()  # more unlabeled images: all of these datasets' images
+    fork: bool = False  # continue `resume` in run_dir, a new folder, even with changed options
 
 
 def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
@@ -71,19 +75,40 @@ def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
     return train, cached_crops(val, job.data)
 
 
-def pretrain(job: PretrainJob) -> dict[str, Any]:
+def job_options(job: PretrainJob) -> dict[str, Any]:
+    """What decides the data, model and schedule of a pretraining run, by option name; the
+    label options are left out, since pretraining never reads a transcription."""
+    data = {k: v for k, v in asdict(job.data).items() if k not in UNUSED_DATA}
+    pretexts = {n: {**asdict(c), "weight": job.weights.get(n, 1.0)}
+                for n, c in job.pretexts.items()}
+    return {"data": data, "model": asdict(job.encoder), "pretext": pretexts,
+            "trainer": asdict(job.trainer), "splits": list(job.splits),
+            "val_batches": job.val_batches, "init_from": job.init_from,
+            "extra": {e.root: e.name for e in job.extra}}
+
+
+def pretrain(job: PretrainJob, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train the encoder; best.pt is chosen by the validation pretext loss when there is a
-    validation split. Returns a summary with the final validation metrics."""
+    validation split. Returns a summary with the final validation metrics. The run folder is
+    locked while the run writes to it; `on_start` is called (on the main process) once the run
+    is accepted, before any data is read."""
     dist = init_from_env()
+    with rundir.locked(job.run_dir) if dist.is_main else contextlib.nullcontext():
+        return _pretrain(job, dist, on_start)
+
+
+def _pretrain(job: PretrainJob, dist: DistInfo, on_start: Callable[[], None] | None
+              ) -> dict[str, Any]:
     run_dir = Path(job.run_dir)
-    resume = checkpoint.resolve_resume(run_dir, job.resume)
+    options = job_options(job)
+    resume, _ = rundir.begin(run_dir, job.resume, "pretext", options, job.fork, dist.is_main)
     if resume == checkpoint.FINISHED:
         log.info("pretraining in %s is finished: nothing to do (resume=auto)", run_dir)
         return {"main": dist.is_main, "finished": True, "step": None, "method": "+".join(
             job.pretexts), "best_val": {}, "last": run_dir / "last.pt",
             "best": run_dir / "best.pt" if (run_dir / "best.pt").is_file() else None}
-    if dist.is_main:
-        checkpoint.ensure_writable(run_dir)
+    if dist.is_main and on_start is not None:
+        on_start()
     train, val = unlabeled_splits(job)
     if dist.is_main:
         write_ids(train, run_dir / "pretrain_ids.tsv")
@@ -108,7 +133,8 @@ def pretrain(job: PretrainJob) -> dict[str, Any]:
         def validate(m: nn.Module) -> dict[str, float]:
             return pretext_metrics(m, val_loader, job.val_batches)
 
-    meta = {**checkpoint_meta(model), "data_config": asdict(job.data), "config": job.config}
+    meta = {**checkpoint_meta(model), "data_config": asdict(job.data), "config": job.config,
+            "options": options}
     trainer = job.trainer
     if trainer.monitor == "cer":  # the recognizer default; a pretext is judged by its loss
         trainer = TrainerConfig(**{**asdict(trainer), "monitor": "loss", "monitor_mode": "min"})

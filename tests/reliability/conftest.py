@@ -1,7 +1,10 @@
-"""Fixtures for the reliability tests: tiny images written with PIL."""
+"""Fixtures for the reliability tests: tiny images written with PIL, console commands."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,3 +22,18 @@ def write_image():
         return path
 
     return write
+
+
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture
+def cli():
+    """Run a console command as a user does (`python -m htr_ssl.cli.<module> key=value ...`)."""
+
+    def run(module: str, *args: str, cwd: Path, timeout: float = 300
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", f"htr_ssl.cli.{module}", *args], cwd=cwd,
+                              env=ENV, capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -3,7 +3,8 @@
 Each case does the bad thing and checks what the user sees: the error type (one the commands
 print as a single `error: ...` line, see cli/_config.user_errors) or, for what is skipped and
 counted instead, the warning; and that the message names the file / line / sample / option
-and says how to fix it.
+and says how to fix it. A second table has the files that used to load silently wrong (16-bit,
+transparent, EXIF-rotated images, UTF-16 text, ...): they must load as a viewer shows them.
 """
 
 from __future__ import annotations
@@ -11,23 +12,37 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from bad_files import (
+    bomb_png,
+    evil_checkpoint,
+    gray16,
+    multipage_tiff,
+    rotated_jpeg,
+    transparent,
+)
+from omegaconf import OmegaConf
 from torch import nn
 
-from htr_ssl.cli._config import user_errors
+from htr_ssl.cli._config import resume_and_run_dir, to_dataclass, user_errors
+from htr_ssl.cli.evaluate import output_dir
+from htr_ssl.cli.predict import check_output
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
-from htr_ssl.data.image import ImageReadError
-from htr_ssl.data.pipeline import DataConfig, eval_split, make_loader, prepare
+from htr_ssl.data.image import ImageReadError, load_gray
+from htr_ssl.data.pipeline import DataConfig, check_split, eval_split, make_loader, prepare
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
 from htr_ssl.data.readers.iam import read_iam
 from htr_ssl.data.readers.pagexml import read_pagexml
 from htr_ssl.data.sample import Sample, TextImageDataset
+from htr_ssl.data.transforms import AugmentConfig, as_callable, build_augment
+from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
@@ -79,6 +94,61 @@ def strict_load(ctx, content: bytes, name: str = "x.png") -> object:
 def truncated_png(ctx) -> bytes:
     png = ctx.write_image(ctx.tmp / "whole.png", height=40, width=300).read_bytes()
     return png[: len(png) // 2]
+
+
+def load_in_training(ctx, path: Path, sample_id: str = "line-7", strict: bool = False,
+                     recipe: str = "htr") -> object:
+    """One sample's image as a training loader reads it: augmented (every augmentation on), or
+    with data.strict_images=true."""
+    augment = as_callable(build_augment(AugmentConfig(recipe, 1.0)))
+    dataset = TextImageDataset([Sample(sample_id, path, "ab")], Alphabet(("a", "b")), height=32,
+                               augment=augment, strict=strict)
+    return [dataset[(0, seed)] for seed in range(8)]
+
+
+def degenerate_polygon(ctx) -> object:
+    """A PAGE TextLine whose polygon is three times the same point."""
+    ctx.write_image(ctx.tmp / "page.png", height=100, width=200)
+    (ctx.tmp / "p.xml").write_text(
+        '<PcGts><Page imageFilename="page.png"><TextRegion><TextLine id="l1">'
+        '<Coords points="5,5 5,5 5,5"/><TextEquiv><Unicode>ab</Unicode></TextEquiv>'
+        "</TextLine></TextRegion></Page></PcGts>")
+    samples = read_pagexml(ctx.tmp)
+    return TextImageDataset(samples, Alphabet(("a", "b")), height=32)[0]
+
+
+def bomb_in_training(ctx) -> None:
+    """A decompression bomb among good lines: the loader's width buckets and the reads."""
+    bomb = bomb_png(ctx.tmp / "bomb.png")
+    samples = [Sample("bomb-1", bomb, "ab"), *(Sample(f"s{i}", ctx.write_image(
+        ctx.tmp / f"{i}.png", 32, 80), "ab") for i in range(3))]
+    loader = make_loader(samples, Alphabet(("a", "b")), DataConfig(height=32, batch_size=4), True)
+    assert sum(len(b) for b in loader) == 3
+
+
+def bomb_in_predict(ctx) -> None:
+    """htr-ssl-predict's reading: a bomb alone in its batch, the other lines still read."""
+    alphabet = Alphabet(("a", "b"))
+    model = build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet)
+    samples = [Sample(str(p), p, "") for p in (
+        ctx.write_image(ctx.tmp / "a.png", 32, 80), bomb_png(ctx.tmp / "bomb.png"),
+        ctx.write_image(ctx.tmp / "c.png", 32, 90))]
+    got = list(read_in_input_order(Transcriber(model, alphabet, DecodeConfig()), samples, 32,
+                                   batch_size=1))
+    assert [sid for sid, _ in got] == [str(ctx.tmp / "a.png"), str(ctx.tmp / "c.png")]
+
+
+def xml_warning(ctx) -> None:
+    """A broken PAGE file among good ones is skipped with a one-line warning, no traceback."""
+    (ctx.tmp / "p.xml").write_text("<PcGts>\n<Page>\n</PcGts>")
+    assert read_pagexml(ctx.tmp) == []
+    assert not [r for r in ctx.caplog.records if r.exc_info], "a traceback was logged"
+
+
+def multi_line_txt(ctx) -> None:
+    ctx.write_image(ctx.tmp / "d" / "a.png")
+    (ctx.tmp / "d" / "a.txt").write_text("first line\nsecond line\n")
+    read_dataset("folder", ctx.tmp / "d")
 
 
 def empty_transcription(ctx) -> None:
@@ -161,6 +231,60 @@ def truncated_checkpoint(ctx) -> None:
     checkpoint.load(path)
 
 
+def code_in_checkpoint(ctx) -> None:
+    path = evil_checkpoint(ctx.tmp / "best.pt", ctx.tmp / "marker")
+    try:
+        checkpoint.load(path)
+    finally:
+        assert not (ctx.tmp / "marker").exists(), "the checkpoint ran code"
+
+
+def pretext_checkpoint_resumed_as_recognizer(ctx) -> None:
+    path = ctx.tmp / "pre" / "last.pt"
+    checkpoint.save({"model": {}, "kind": "pretext", "optimizer": {}, "scheduler": {},
+                     "rng": {}, "loop": {}}, path)
+    train_recognizer(job(ctx, path.parent, resume=path))
+
+
+def finished_run_restarted(ctx) -> None:
+    run = ctx.tmp / "run"
+    checkpoint.save({"model": {}}, run / "best.pt")  # its last.pt was deleted
+    checkpoint.mark_done(run, {"step": 1})
+    train_recognizer(job(ctx, run))
+
+
+def best_without_last(ctx) -> None:
+    run = ctx.tmp / "run"
+    checkpoint.save({"model": {}}, run / "best.pt")
+    train_recognizer(job(ctx, run, resume="auto"))
+
+
+def resume_with_other_options(ctx) -> None:
+    run = ctx.tmp / "run"
+    train_recognizer(job(ctx, run))
+    (run / checkpoint.DONE).unlink()  # interrupted after its last checkpoint
+    before = (run / "labeled_ids.tsv").read_text()
+    other = job(ctx, run, resume=run / "last.pt")
+    try:
+        train_recognizer(replace(other, data=replace(other.data, labels=0.5)))
+    finally:
+        assert (run / "labeled_ids.tsv").read_text() == before, "the old run was changed"
+
+
+def weights_blow_up(ctx) -> None:
+    """A learning rate so high that finite-loss steps make the weights NaN/inf."""
+    alphabet = Alphabet(("a", "b"))
+    run = ctx.tmp / "run"
+    try:
+        fit(build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet), loss_fn,
+            tiny_loader(ctx), TrainerConfig(lr=1e10, max_steps=6, val_every=3, warmup_steps=0,
+                                            device="cpu", progress=False, precision="fp32"),
+            run, validate=lambda m: {"cer": 50.0})
+    finally:
+        assert not (run / "best.pt").exists() or all(
+            torch.isfinite(v).all() for v in checkpoint.load(run / "best.pt")["model"].values())
+
+
 # -- training -----------------------------------------------------------------------------------
 
 
@@ -182,6 +306,13 @@ def nan_loss(ctx) -> None:
 def run_dir_under_a_file(ctx) -> None:
     (ctx.tmp / "results").write_text("a file, not a folder")
     train_recognizer(job(ctx, ctx.tmp / "results" / "run1"))
+
+
+def eval_output(ctx) -> None:
+    (ctx.tmp / "results").write_text("a file, not a folder")
+    cfg = OmegaConf.create({"out_dir": str(ctx.tmp / "results" / "eval"), "checkpoint": "x.pt",
+                            "split": "test"})
+    output_dir(cfg, DecodeConfig(), "ctc")
 
 
 def read_only_run_dir(ctx) -> None:
@@ -243,6 +374,29 @@ CASES = [
                           b"junk") and c.tmp / "x.png", "ab")], None, 32)[0], None,
                       lambda c: ["skipping sample line-7", str(c.tmp / "x.png")],
                       "data.strict_images=false skips"), id="image-unreadable-skipped"),
+    pytest.param(Case(multi_line_txt, DatasetFormatError, lambda c: [f"{c.tmp / 'd' / 'a.txt'}:2:",
+                                                     "2 lines of text", "'second line'"],
+                      "Fix: put the transcription on one line"), id="txt-two-lines"),
+    pytest.param(Case(xml_warning, None, lambda c: [f"{c.tmp / 'p.xml'}:3:", "not well-formed",
+                                                    "skipping XML file"],
+                      "Fix: repair the XML"), id="xml-does-not-parse-warning-one-line"),
+    pytest.param(Case(lambda c: load_in_training(c, c.write_image(c.tmp / "x.png", 1, 1),
+                                                 strict=True), ImageReadError,
+                      lambda c: ["sample line-7", str(c.tmp / "x.png"), "1x1 pixels"],
+                      "too small to hold text. Fix: replace or remove the file"),
+                 id="image-1x1"),
+    pytest.param(Case(lambda c: load_in_training(c, c.write_image(c.tmp / "x.png", 1, 1)), None,
+                      lambda c: ["skipping sample line-7", str(c.tmp / "x.png"), "1x1 pixels"],
+                      "data.strict_images=false skips"), id="image-1x1-skipped"),
+    pytest.param(Case(degenerate_polygon, None,
+                      lambda c: ["skipping sample p/l1", "(5, 5, 6, 6)", "1x1 pixels"],
+                      "Fix: correct the line's coordinates"), id="page-polygon-one-point"),
+    pytest.param(Case(bomb_in_training, None, lambda c: ["skipping sample bomb-1",
+                                                         "decompression bomb"],
+                      "data.strict_images=false skips"), id="image-bomb-skipped-in-training"),
+    pytest.param(Case(bomb_in_predict, None, lambda c: [str(c.tmp / "bomb.png"),
+                                                        "1 of 3 images were unreadable"],
+                      "see the warnings naming them"), id="image-bomb-skipped-in-predict"),
     pytest.param(Case(empty_transcription, None,
                       lambda c: ["dropped 1 samples with empty transcriptions", "blank-line"],
                       "give them text"), id="transcription-empty"),
@@ -283,6 +437,19 @@ CASES = [
     pytest.param(Case(lambda c: TrainerConfig(checkpoint_every=-1), ValueError,
                       lambda c: ["trainer.checkpoint_every=-1"], "must be >= 0"),
                  id="checkpoint-every-negative"),
+    pytest.param(Case(lambda c: TrainerConfig(lr=float("inf")), ValueError,
+                      lambda c: ["trainer.lr=inf"], "must be a finite number"), id="lr-inf"),
+    pytest.param(Case(lambda c: to_dataclass(DataConfig, OmegaConf.create(
+                          {"data": {"labels": "abc"}}).data), ValueError,
+                      lambda c: ["data.labels='abc'"], "give a number"), id="labels-not-a-number"),
+    pytest.param(Case(lambda c: DataConfig(labels=None), ValueError, lambda c: ["data.labels"],
+                      r"give a fraction .* in \(0, 1\]"), id="labels-null"),
+    pytest.param(Case(lambda c: check_split("foo"), ValueError, lambda c: ["split='foo'"],
+                      "use train, val, test"), id="eval-split-unknown"),
+    pytest.param(Case(lambda c: resume_and_run_dir(OmegaConf.create(
+                          {"resume": None, "fork": True, "run_dir": str(c.tmp)})), ValueError,
+                      lambda c: ["fork=true needs resume="], "continues that checkpoint"),
+                 id="fork-without-resume"),
     pytest.param(Case(lambda c: DataConfig(name="iam_lines"), ValueError,
                       lambda c: ["data.name='iam_lines'"], "valid: alto, cvl, folder, .*tsv"),
                  id="unknown-dataset-name"),
@@ -311,9 +478,44 @@ CASES = [
     pytest.param(Case(lambda c: checkpoint.load(c.tmp / "none.pt"), checkpoint.CheckpointError,
                       lambda c: [str(c.tmp / "none.pt"), "does not exist"],
                       "pass the path of a .pt file"), id="checkpoint-missing"),
+    pytest.param(Case(code_in_checkpoint, checkpoint.CheckpointError,
+                      lambda c: [str(c.tmp / "best.pt"), "posix.system", "would run code"],
+                      "Fix: use a best.pt / last.pt written by htr-ssl"),
+                 id="checkpoint-runs-code"),
+    pytest.param(Case(pretext_checkpoint_resumed_as_recognizer, checkpoint.CheckpointError,
+                      lambda c: [str(c.tmp / "pre" / "last.pt"), "'pretext' checkpoint"],
+                      "Fix: .* finetune.init_from=.* htr-ssl-pretrain resume="),
+                 id="resume-recognizer-from-pretext-checkpoint"),
+    pytest.param(Case(finished_run_restarted, FileExistsError,
+                      lambda c: [str(c.tmp / "run"), "finished run", "'done' marker"],
+                      r"Fix: choose a new run directory \(hydra.run.dir="),
+                 id="new-run-in-finished-folder"),
+    pytest.param(Case(best_without_last, FileExistsError,
+                      lambda c: [str(c.tmp / "run"), "best.pt", "no last.pt"],
+                      "a new run would overwrite it. Fix: continue from it with resume="),
+                 id="new-run-over-best-checkpoint"),
+    pytest.param(Case(resume_with_other_options, checkpoint.CheckpointError,
+                      lambda c: [str(c.tmp / "run" / "last.pt"), "data.labels 1.0 -> 0.5"],
+                      "Fix: resume with the run's own options, or add fork=true"),
+                 id="resume-with-changed-options"),
+    pytest.param(Case(lambda c: check_output(str(c.tmp), False), ValueError,
+                      lambda c: [f"out={c.tmp} is a folder"], "give the TSV file to write"),
+                 id="predict-out-is-a-folder"),
+    pytest.param(Case(lambda c: check_output(str(c.tmp / "m.txt") if (c.tmp / "m.txt").write_text(
+                          "keep") else "", False), FileExistsError,
+                      lambda c: [f"out={c.tmp / 'm.txt'} already exists"],
+                      "Fix: choose another out=, or add overwrite=true"),
+                 id="predict-out-exists"),
+    pytest.param(Case(lambda c: eval_output(c), checkpoint.OutputDirError,
+                      lambda c: [str(c.tmp / "results" / "eval")],
+                      r"Fix: choose a writable folder \(out_dir=\.\.\.\)"),
+                 id="eval-out-dir-not-writable"),
     pytest.param(Case(run_dir_under_a_file, checkpoint.OutputDirError,
                       lambda c: [str(c.tmp / "results" / "run1")],
                       r"Fix: choose a writable folder \(run_dir="), id="run-dir-not-writable"),
+    pytest.param(Case(weights_blow_up, TrainingDiverged,
+                      lambda c: ["weights became NaN/inf", str(c.tmp / "run" / "diverged.pt")],
+                      "lower trainer.lr"), id="weights-nan-with-finite-loss"),
     pytest.param(Case(nan_loss, TrainingDiverged,
                       lambda c: ["2 steps in a row", str(c.tmp / "nan" / "diverged.pt")],
                       "lower trainer.lr"), id="nan-loss"),
@@ -323,7 +525,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_reported_with_what_and_how_to_fix(case: Case, tmp_path, tiny_lines,
                                                         write_image, caplog):
-    ctx = SimpleNamespace(tmp=tmp_path, tiny=tiny_lines, write_image=write_image)
+    ctx = SimpleNamespace(tmp=tmp_path, tiny=tiny_lines, write_image=write_image, caplog=caplog)
     with caplog.at_level(logging.WARNING):
         if case.error is None:
             case.trigger(ctx)
@@ -343,3 +545,62 @@ def test_bad_input_is_reported_with_what_and_how_to_fix(case: Case, tmp_path, ti
 def test_read_only_run_dir_is_refused_before_training(tmp_path):
     with pytest.raises(checkpoint.OutputDirError, match=r"locked/run1.*Fix: choose a writable"):
         read_only_run_dir(SimpleNamespace(tmp=tmp_path))
+
+
+# -- files that used to load silently wrong: now they load as a viewer shows them -------------
+
+
+def sixteen_bit(ctx, suffix: str) -> None:
+    img = load_gray(gray16(ctx.tmp / f"x{suffix}", value=40_000))
+    assert img.dtype == np.uint8 and (img == round(40_000 / 257)).all()  # not all white
+
+
+def transparent_background(ctx, mode: str) -> None:
+    img = load_gray(transparent(ctx.tmp / "x.png", mode))
+    assert (img[0] == 255).all() and (img[10, 10:50] == 0).all()  # white paper, black ink
+
+
+def exif_rotated(ctx) -> None:
+    path = rotated_jpeg(ctx.tmp / "x.jpg", height=20, width=60)
+    assert load_gray(path).shape == (60, 20)  # turned as the EXIF orientation says
+    assert Sample("x", path, "").size() == (20, 60)  # (width, height) as displayed
+
+
+def multipage(ctx) -> None:
+    img = load_gray(multipage_tiff(ctx.tmp / "x.tif"))
+    assert (img == 220).all()  # the first page, as documented
+    assert f"image {ctx.tmp / 'x.tif'} has 2 pages: only the first is read" in ctx.caplog.text
+
+
+def utf16_txt(ctx, encoding: str) -> None:
+    ctx.write_image(ctx.tmp / "d" / "a.png")
+    data = "Grüße\r\n".encode(encoding)
+    (ctx.tmp / "d" / "a.txt").write_bytes(data if encoding == "utf-16" else b"\xfe\xff" + data)
+    samples = read_dataset("folder", ctx.tmp / "d")
+    assert [s.text for s in samples] == ["Grüße"]
+    assert Alphabet.from_texts(s.text for s in samples).chars == tuple(sorted("Grüße"))
+
+
+def tiny_image_augmented(ctx) -> None:
+    for recipe in ("htr", "seqclr"):  # GridDistortion, Perspective divided by the size
+        items = load_in_training(ctx, ctx.write_image(ctx.tmp / "x.png", 2, 3), recipe=recipe)
+        assert all(it is not None and it["image"].shape[0] == 32 for it in items)
+
+
+LOADS_RIGHT = [
+    pytest.param(lambda c: sixteen_bit(c, ".png"), id="image-16-bit-png"),
+    pytest.param(lambda c: sixteen_bit(c, ".tif"), id="image-16-bit-tiff"),
+    pytest.param(lambda c: transparent_background(c, "RGBA"), id="image-rgba-transparent"),
+    pytest.param(lambda c: transparent_background(c, "LA"), id="image-la-transparent"),
+    pytest.param(exif_rotated, id="image-exif-orientation-6"),
+    pytest.param(multipage, id="image-multi-page-tiff"),
+    pytest.param(lambda c: utf16_txt(c, "utf-16"), id="txt-utf-16-le-bom"),
+    pytest.param(lambda c: utf16_txt(c, "utf-16-be"), id="txt-utf-16-be-bom"),
+    pytest.param(tiny_image_augmented, id="image-tiny-augmented"),
+]
+
+
+@pytest.mark.parametrize("check", LOADS_RIGHT)
+def test_input_that_loaded_wrong_loads_as_shown(check, tmp_path, write_image, caplog):
+    with caplog.at_level(logging.WARNING):
+        check(SimpleNamespace(tmp=tmp_path, write_image=write_image, caplog=caplog))

@@ -6,6 +6,7 @@ warning on what a real archive always has a little of (a missing image, a badly 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import math
 import xml.etree.ElementTree as ET
@@ -68,7 +69,15 @@ def data_rows(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 if valid, else cp1252, else latin-1 (which never fails): old datasets mix them."""
+    """UTF-16/32 by their byte-order mark (Windows Notepad's "Unicode"), UTF-8 if valid, else
+    cp1252, else latin-1 (which never fails): old datasets mix them."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                break
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
@@ -111,10 +120,11 @@ def parse_xml_files(paths: Iterable[Path], strict: bool) -> Iterator[tuple[Path,
     for path in paths:
         try:
             yield path, parse_xml(path)
-        except DatasetFormatError:
+        except DatasetFormatError as err:
             if strict:
                 raise
-            log.warning("skipping unreadable XML file %s", path, exc_info=True)
+            log.warning("skipping XML file (reader_args.strict=true makes this an error): %s",
+                        err)
 
 
 def local(tag: str) -> str:

@@ -32,9 +32,22 @@ def read_folder(root: Path, strict: bool = False) -> list[Sample]:
             untexted += 1
             continue
         sid = image.relative_to(root).with_suffix("").as_posix()
-        samples.append(Sample(sid, image, " ".join(read_text(txt).split())))
+        samples.append(Sample(sid, image, one_line(txt)))
     count_skipped(untexted, "images without a same-stem .txt", root)
     return keep_existing(samples, strict)
+
+
+def one_line(txt: Path) -> str:
+    """The transcription in `txt`, whitespace collapsed; a second line of text is an error: a
+    sample is one line image, and joining the lines would train on text it does not show."""
+    lines = [(n, line) for n, line in enumerate(read_text(txt).splitlines(), start=1)
+             if line.strip()]
+    if len(lines) > 1:
+        lineno, second = lines[1]
+        raise format_error(txt, lineno, f"{len(lines)} lines of text for one image", second,
+                           fix="put the transcription on one line, or cut the image into one "
+                           "image per line with a .txt each")
+    return " ".join(lines[0][1].split()) if lines else ""
 
 
 def read_tsv(path: Path, strict: bool = False) -> list[Sample]:
