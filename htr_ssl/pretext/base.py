@@ -56,6 +56,12 @@ def mlp(dim_in: int, hidden: int, dim_out: int, norm: bool = True) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+def chance(candidates: int, like: torch.Tensor) -> torch.Tensor:
+    """The accuracy (%) of guessing among `candidates` equally likely answers: the `chance`
+    metric every pretext reports next to its `acc`, so a figure is read against it."""
+    return torch.tensor(100.0 / max(candidates, 1), device=like.device)
+
+
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Top-1 accuracy in %, detached."""
     return (logits.detach().argmax(-1) == target).float().mean() * 100

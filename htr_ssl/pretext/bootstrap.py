@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp
 from htr_ssl.pretext.losses.byol import normalized_mse
 from htr_ssl.pretext.losses.ntxent import positive_top1
 from htr_ssl.pretext.seqclr import window_to_instance
@@ -124,8 +124,8 @@ class SimSiam(Pretext):
             std.append(F.normalize(z.detach().float(), dim=1).std(0).mean())
         loss = 0.5 * (normalized_mse(p[0], t[1]) + normalized_mse(p[1], t[0]))
         acc = 0.5 * (positive_top1(p[0], t[1]) + positive_top1(p[1], t[0]))
-        chance = torch.tensor(100.0 / len(p[0]), device=acc.device)
-        return loss, {"acc": acc, "chance": chance, "std": 0.5 * (std[0] + std[1])}
+        chance_ = chance(len(p[0]), acc)
+        return loss, {"acc": acc, "chance": chance_, "std": 0.5 * (std[0] + std[1])}
 
 
 class BYOL(SimSiam):

@@ -16,7 +16,7 @@ import torch
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics
+from htr_ssl.pretext.base import Metrics, chance
 from htr_ssl.pretext.losses.barlow import barlow_twins, cross_correlation
 from htr_ssl.pretext.losses.ntxent import positive_top1
 from htr_ssl.pretext.losses.vicreg import vicreg_terms
@@ -47,7 +47,7 @@ class VICReg(InstancePretext):
         return loss, {"acc": positive_top1(z1, z2), "std": t.std,
                       "inv": t.invariance.detach(), "var": t.variance.detach(),
                       "cov": t.covariance.detach(),
-                      "chance": torch.tensor(100.0 / len(z1), device=z1.device)}
+                      "chance": chance(len(z1), z1)}
 
 
 @dataclass
@@ -70,4 +70,4 @@ class Barlow(InstancePretext):
             corr = torch.diagonal(cross_correlation(z1, z2)).mean()
             std = 0.5 * (z1.float().std(0).mean() + z2.float().std(0).mean())
         return loss, {"acc": positive_top1(z1, z2), "corr": corr, "std": std,
-                      "chance": torch.tensor(100.0 / len(z1), device=z1.device)}
+                      "chance": chance(len(z1), z1)}

@@ -36,7 +36,7 @@ from torch import nn
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext
+from htr_ssl.pretext.base import Metrics, Pretext, chance
 from htr_ssl.pretext.losses.masked import candidate_logits, candidate_top1, masked_infonce
 
 
@@ -136,7 +136,7 @@ class Masked(Pretext):
         q = self.query(context[mask])
         t = self.target(visual.detach()[mask])
         k = min(self.cfg.distractors, len(q) - 1)
-        metrics = {"chance": torch.tensor(100.0 / (k + 1), device=q.device),
+        metrics = {"chance": chance(k + 1, q),
                    "masked": mask.sum() / n_frames.sum() * 100}
         if k == 0:  # a single masked frame: nothing to tell it from
             return q.sum() * 0.0, {"acc": torch.tensor(100.0, device=q.device), **metrics}

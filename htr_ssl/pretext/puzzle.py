@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext import ops
-from htr_ssl.pretext.base import Metrics, Pretext, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, mlp
 
 MAX_JIGSAW_STRIPS = 9  # the set is chosen from all n! permutations: 9! = 362,880 is still quick
 GREEDY_WORK = 20_000_000  # restarts of the greedy search while n! * n * K * restarts stays under
@@ -199,7 +199,8 @@ class Jigsaw(_StripPuzzle):
         logits = self.head(feats.flatten(1))
         loss = _masked_mean(F.cross_entropy(logits.float(), label, reduction="none"), keep)
         hit = (logits.detach().argmax(-1) == label).float()
-        return loss, {"acc": _masked_mean(hit, keep).detach() * 100, "short": _short(keep)}
+        return loss, {"acc": _masked_mean(hit, keep).detach() * 100,
+                      "chance": chance(len(self.perms), hit), "short": _short(keep)}
 
 
 class Sorting(_StripPuzzle):
@@ -230,5 +231,5 @@ class Sorting(_StripPuzzle):
         return _masked_mean(ce, keep), {
             "acc": _masked_mean(hit.mean(1), keep).detach() * 100,
             "order_acc": _masked_mean(hit.min(1).values, keep).detach() * 100,
-            "short": _short(keep),
+            "chance": chance(n, hit), "short": _short(keep),
         }

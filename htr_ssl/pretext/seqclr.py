@@ -25,7 +25,7 @@ from torch import nn
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.bilstm import BiLSTM
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.losses.ntxent import nt_xent, positive_top1
 
@@ -192,5 +192,4 @@ class SeqCLR(InstancePretext):
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         z1, z2 = self.instances(encoder, batch)
         loss = nt_xent(z1, z2, self.cfg.temperature)
-        chance = torch.tensor(100.0 / len(z1), device=z1.device)
-        return loss, {"acc": positive_top1(z1, z2), "chance": chance}
+        return loss, {"acc": positive_top1(z1, z2), "chance": chance(len(z1), z1)}

@@ -12,7 +12,7 @@ import torch
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.losses.ntxent import nt_xent, positive_top1
 
@@ -47,5 +47,4 @@ class SimCLR(Pretext):
         z = self.head(masked_mean(frames, lengths)).unflatten(0, (2, b))
         z = gather_with_grad(z.transpose(0, 1)).transpose(0, 1)
         loss = nt_xent(z[0], z[1], self.cfg.temperature)
-        chance = torch.tensor(100.0 / z.shape[1], device=z.device)
-        return loss, {"acc": positive_top1(z[0], z[1]), "chance": chance}
+        return loss, {"acc": positive_top1(z[0], z[1]), "chance": chance(z.shape[1], z)}
