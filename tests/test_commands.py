@@ -109,13 +109,13 @@ def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
     assert ckpt["pretexts"]["flip"]["weight"] == 0.5
     proc = run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
                "data.num_workers=0", "data.labels=0.5", f"finetune.init_from={pre / 'best.pt'}",
-               "trainer.max_steps=2", "trainer.val_every=2", "trainer.progress=false",
-               "hydra.run.dir=runs/ft", cwd=tmp_path)
+               "finetune.freeze_steps=1", "trainer.max_steps=3", "trainer.val_every=3",
+               "trainer.progress=false", "hydra.run.dir=runs/ft", cwd=tmp_path)
     assert "WAcc" in proc.stdout
     run_info = json.loads((tmp_path / "runs" / "ft" / "metrics.json").read_text())["run"]
     assert run_info["method"] == "rotation+flip" and run_info["labels"] == 0.5
     tuned = torch.load(tmp_path / "runs" / "ft" / "best.pt", weights_only=False)["model"]
-    key = "encoder.cnn.0.conv.weight"  # two small steps away from the pretrained start
+    key = "encoder.cnn.0.conv.weight"  # held still 1 step, then two small steps away
     assert 0 < (tuned[key] - ckpt["model"][key]).abs().max() < 0.02
 
 

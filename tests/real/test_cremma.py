@@ -79,3 +79,4 @@ def test_the_real_protocol_runs_end_to_end_on_a_few_lines(tmp_path):
     assert sorted(r.method for r in records) == sorted(["scratch", method])
     text = full_markdown(metric_tables(records, ["cer", "wer", "wacc"]), records)
     assert "difference to scratch" in text and "chance" in text
+
