@@ -38,6 +38,7 @@ from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import lr_lambda
 from htr_ssl.train.speed import (
+    adamw,
     autocast,
     check_precision,
     compile_model,
@@ -194,7 +195,7 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, device, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
         cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.step_every,
         cfg.step_gamma))
