@@ -10,8 +10,9 @@ the CPU, unless `encoder.set_fused(False)`) does the same work with:
   residual block's sum) as a oneDNN post-op: one pass instead of three;
 - the batch in chunks of a few lines, so a map is still in cache when the next layer reads it
   and stays under glibc's mmap threshold (a 50 MB map is page-faulted anew at every step);
-- max-pools as pairwise maximums over (B, H, W, C) views, and the column max over height in
-  the same way with a last (k, 1) pool folded into it;
+- max-pools as pairwise maximums over (B, H, W, C) views of the bits as integers (post-ReLU
+  floats order as their bits do), and the column max over height in the same way with a last
+  (k, 1) pool folded into it;
 - the padding zeroed on its columns only (after every ReLU, as in the plain blocks).
 
 Max is exact and the folding only reorders float sums, so the frames equal the plain path's
@@ -43,10 +44,12 @@ Step = Callable[[torch.Tensor, Lengths], tuple[torch.Tensor, Lengths]]
 
 
 def supported(encoder: Encoder, images: torch.Tensor) -> bool:
-    """Whether this path applies: CPU, no gradients, eval mode, oneDNN, fp32 or bf16."""
+    """Whether this path applies: CPU, no gradients, eval mode, oneDNN, fp32 or bf16, not
+    while torch.compile traces (it gets the plain blocks, which it can fuse itself)."""
     if not (encoder.fused and images.device.type == "cpu"
             and not torch.is_grad_enabled() and not encoder.training
-            and torch.backends.mkldnn.is_available()):
+            and torch.backends.mkldnn.is_available()
+            and not torch.compiler.is_compiling()):
         return False
     dtype = compute_dtype(images)
     return dtype == torch.float32 or (dtype == torch.bfloat16
