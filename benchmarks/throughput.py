@@ -49,7 +49,7 @@ from htr_ssl.data.pipeline import DataConfig, make_loader
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.pretext.registry import PRETEXTS
-from htr_ssl.train.speed import pad_ratio, reuse_freed_memory
+from htr_ssl.train.speed import pad_ratio
 
 HEADING = "## Throughput: optimized vs baseline"
 MODES = {"baseline": ("fp32", False), "optimized": ("bf16", True)}  # precision, bucketing
@@ -146,8 +146,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cpu":
-        reuse_freed_memory()  # as the trainer does on the CPU (trainer.reuse_memory)
     samples = line_samples(args.data, args.lines)
     aspects = [a for a in (s.aspect() for s in samples) if a > 0]
     peaks = matmul_peaks(device)
@@ -173,7 +171,8 @@ def main() -> None:
         f"{args.steps} timed steps after {args.warmup}; widths of {len(aspects)} dataset lines; "
         f"beam {args.beam}{'; torch.compile on' if args.compile else ''}. Baseline: fp32, "
         "random batches; optimized: bf16 autocast, width-bucketed batches (both on the fused "
-        "path and fused AdamW, with freed memory reused, as the trainer runs). Matmul peak: "
+        "path with fused AdamW; glibc's default allocator, so that the memory column means "
+        "something: trainer.reuse_memory would keep every workload's peak). Matmul peak: "
         f"fp32 {peaks['fp32'] / 1e12:.3f}, bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s. MFU "
         "counts matmul, conv and LSTM FLOPs (padding included) against that peak of the same "
         f"precision; memory is {mem_kind} in MiB. Beam decoding runs on the CPU (flashlight) "
