@@ -37,7 +37,14 @@ from htr_ssl.train.distributed import (
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import delayed, lr_lambda
-from htr_ssl.train.speed import autocast, check_precision, compile_model, pad_ratio
+from htr_ssl.train.speed import (
+    adamw,
+    autocast,
+    check_precision,
+    compile_model,
+    pad_ratio,
+    reuse_freed_memory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,9 @@ class TrainerConfig:
     killed run loses at most that many steps; 0: only at validations). `deterministic`: torch's
     deterministic kernels, so a resumed run ends with the same weights as an uninterrupted one
     (on CPU; on CUDA as far as the ops allow). `compile`: torch.compile the encoder (helps on
-    GPUs; on the CPU the first steps are slow). Under torchrun, `sync_bn` makes BatchNorm use
+    GPUs; on the CPU the first steps are slow). `reuse_memory`: on the CPU, glibc keeps freed
+    memory for reuse (no page faults on the big maps of every step; the process keeps its peak
+    memory; see speed.reuse_freed_memory). Under torchrun, `sync_bn` makes BatchNorm use
     global-batch statistics (GPUs and CPU), and `find_unused_parameters` (true, false or
     auto: on for pretraining) lets DDP handle parameters a step leaves without gradient."""
 
@@ -82,6 +91,7 @@ class TrainerConfig:
     progress: bool = True
     deterministic: bool = False
     compile: bool = False
+    reuse_memory: bool = True
     sync_bn: bool = True
     find_unused_parameters: bool | str = "auto"
 
@@ -196,6 +206,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
          groups: tuple[ParamGroup, ...] = ()) -> FitResult:
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     device = resolve_device(cfg.device, dist_info.local_rank)
+    if device.type == "cpu" and cfg.reuse_memory:
+        reuse_freed_memory()
     model.to(device)
     if dist_info.enabled:
         model = sync_batchnorm(model, device, cfg.sync_bn)
@@ -205,8 +217,8 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     base = lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio,
                      cfg.step_every, cfg.step_gamma)
     members = group_parameters(model, groups)
-    optimizer = torch.optim.AdamW([{"params": p} for p in members if p], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = adamw([{"params": p} for p in members if p], device, cfg.lr,
+                      cfg.weight_decay)
     factors = [base] + [delayed(base, g.start, cfg.warmup_steps, g.lr_scale) for g in groups]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, [f for f, p in zip(factors, members, strict=True) if p])
