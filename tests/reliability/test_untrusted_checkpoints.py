@@ -38,7 +38,8 @@ def entry_points(tiny: Path, image: Path, evil: Path, tmp: Path) -> dict[str, tu
         "train-resume-auto": ("train", *data, "resume=auto", f"hydra.run.dir={evil.parent}"),
         "pretrain-resume": ("pretrain", *data, f"resume={evil}"),
         "experiment-pretraining": ("experiment", *data, "method=rotation", "dataset=tiny",
-                                   "pretrain.trainer.max_steps=1", f"root={tmp / 'exp'}", f"pretrain.dir={pre}",
+                                   "pretrain.trainer.max_steps=1", f"root={tmp / 'exp'}",
+                                   f"pretrain.dir={pre}",
                                    f"hydra.run.dir={tmp / 'exp' / 'cell'}"),
     }
 
