@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from htr_ssl.models.ops import valid_mask
+
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor, fused: bool = True
                           ) -> torch.Tensor:
@@ -63,5 +65,5 @@ class BiLSTM(nn.Module):
             forward, _ = fwd(x)
             backward, _ = bwd(reverse_within_length(x, lengths, self.fused))
             x = torch.cat([forward, reverse_within_length(backward, lengths, self.fused)], dim=-1)
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        valid = valid_mask(lengths.to(x.device), x.shape[1])
         return x * valid[:, :, None].to(x.dtype)

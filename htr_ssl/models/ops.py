@@ -10,6 +10,11 @@ from __future__ import annotations
 import torch
 
 
+def valid_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """(B, T) bool: which of T padded positions are real, for sequences of `lengths`."""
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def zero_columns_(x: torch.Tensor, lengths: torch.Tensor | list[int]) -> torch.Tensor:
     """Zero the columns of a (B, C, H, W) map at or beyond each sample's length, in place.
 
@@ -22,8 +27,7 @@ def zero_columns_(x: torch.Tensor, lengths: torch.Tensor | list[int]) -> torch.T
                 x[b, :, :, n:] = 0
         return x
     lengths = torch.as_tensor(lengths, device=x.device)
-    pad = torch.arange(width, device=x.device)[None, :] >= lengths[:, None]
-    return x.masked_fill_(pad[:, None, None, :], 0)
+    return x.masked_fill_(~valid_mask(lengths, width)[:, None, None, :], 0)
 
 
 class _ReLUMasked(torch.autograd.Function):

@@ -25,6 +25,7 @@ from torch import nn
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.bilstm import BiLSTM
 from htr_ssl.models.encoders import Encoder
+from htr_ssl.models.ops import valid_mask
 from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.losses.ntxent import nt_xent, positive_top1
@@ -34,11 +35,6 @@ HEADS = ("none", "mlp", "bilstm")
 
 
 # Instance mappings: pure functions on padded (B, T, C) frames and their lengths.
-
-
-def valid_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
-    """(B, T) bool: which frames are real."""
-    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def all_to_instance(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

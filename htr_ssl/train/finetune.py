@@ -28,7 +28,8 @@ from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
-from htr_ssl.train.loop import ParamGroup, TrainerConfig, fit
+from htr_ssl.train.loop import fit
+from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
 log = logging.getLogger(__name__)
 

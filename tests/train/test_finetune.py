@@ -18,7 +18,7 @@ from htr_ssl.train.finetune import (
     recognizer_from_checkpoint,
     train_recognizer,
 )
-from htr_ssl.train.loop import TrainerConfig
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def _job(root, run_dir, steps=6, **kw) -> TrainJob:

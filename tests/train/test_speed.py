@@ -15,8 +15,8 @@ from htr_ssl.data.pipeline import DataConfig, init_worker, make_loader
 from htr_ssl.data.sample import Batch, Sample
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.train.distributed import needs_find_unused
-from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.speed import adamw, compile_model, pad_ratio, reuse_freed_memory
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 @pytest.fixture()

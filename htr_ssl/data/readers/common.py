@@ -213,3 +213,15 @@ def count_skipped(n: int, why: str, where: Path) -> None:
     """One summary warning for rows a reader had to skip."""
     if n:
         log.warning("skipped %d %s in %s", n, why, where)
+
+
+def read_id_list(path: Path) -> list[str]:
+    """One id per line (blank lines and `#` comments ignored), e.g. Aachen `*.uttlist` files."""
+    out = []
+    for lineno, raw in data_rows(Path(path)):
+        line = raw.strip()
+        if len(line.split()) > 1 or not line.isprintable():
+            raise format_error(Path(path), lineno, "expected one sample or form id per line", raw,
+                               fix="put one id per line (e.g. a01-000u), nothing else")
+        out.append(line)
+    return out
