@@ -15,8 +15,9 @@ import cv2
 import torch
 from torch.utils.data import DataLoader
 
-from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
+from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.crops import default_cache_dir, materialize_crops
+from htr_ssl.data.oov import apply_oov_policy, report_oov
 from htr_ssl.data.readers import READERS, read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate, collate_readable
 from htr_ssl.data.sampler import EpochSampler
