@@ -1,5 +1,6 @@
 """Every Hydra config composes and converts into the library's dataclasses (timm-style loop)."""
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -37,16 +38,20 @@ def test_every_preset_and_decoder_builds(model, decoder):
 
 
 @pytest.mark.parametrize("data", DATA)
-def test_every_data_config_names_a_reader(data):
+def test_every_data_config_gives_its_reader_options_it_takes(data):
+    """A `reader_args` key the reader does not take would fail only once files are read."""
     cfg = _compose("train", [f"data={data}", "run_dir=/tmp/x"])
     dc = to_dataclass(DataConfig, cfg.data)
-    assert dc.name in READERS
+    accepted = inspect.signature(READERS[dc.name]).parameters
+    assert set(dc.reader_args) <= set(accepted) - {"root"}, (data, dc.reader_args)
 
 
 @pytest.mark.parametrize("trainer", sorted(p.stem for p in (GROUPS / "trainer").glob("*.yaml")))
-def test_trainer_configs(trainer):
-    job = job_from_config(_compose("train", [f"trainer={trainer}", "run_dir=/tmp/x"]))
-    assert job.trainer.max_steps > 0
+def test_trainer_configs_validate_and_warm_up_within_the_run(trainer):
+    """A preset whose warm-up or first validation lies beyond its last step would train with
+    a rising rate throughout, or pick best.pt from the last step only."""
+    t = job_from_config(_compose("train", [f"trainer={trainer}", "run_dir=/tmp/x"])).trainer
+    assert t.warmup_steps < t.max_steps and t.val_every <= t.max_steps, trainer
 
 
 def test_eval_and_predict_configs():

@@ -153,8 +153,13 @@ def test_attention_weights_cover_the_line(tiny_lines):
     model, _ = _recognizer("attention")
     batch, _ = _batch(tiny_lines, 2)
     ids, weights = attention_maps(model, batch.images, batch.widths)
+    assert any(len(seq) for seq in ids)
     for seq, w, width in zip(ids, weights, batch.widths.tolist(), strict=True):
         assert w.shape == (len(seq), width)
+        # each decoded character's attention is a distribution over the line's frames (sum 1),
+        # each frame spread over the `wstride` pixel columns it stands for: no mass lost at the
+        # line's end or put into its padding
+        assert (w >= 0).all() and np.allclose(w.sum(1), model.encoder.wstride, rtol=0.02)
 
 
 def test_attention_strip_layout():

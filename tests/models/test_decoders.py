@@ -138,6 +138,13 @@ def test_single_head_recognizers(decoder: str, batch: tuple[torch.Tensor, ...]) 
     model = build_recognizer(cfg, 6)
     loss, metrics = model.loss(*batch)
     assert torch.isfinite(loss) and "skipped" in metrics
+    loss.backward()  # the one head trains, and through it the encoder
+    head = model.ctc if decoder == "ctc" else model.attention
+    assert head is not None and (model.attention if decoder == "ctc" else model.ctc) is None
+    for part in (head, model.encoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    pred = model.predict(batch[0], batch[1], mode=decoder)
+    assert len(pred.ids) == 2 and all(0 < i <= 6 for ids in pred.ids for i in ids)
     other = "attention" if decoder == "ctc" else "ctc"
     with pytest.raises(ValueError, match=other):
         model.predict(batch[0], batch[1], mode=other)
