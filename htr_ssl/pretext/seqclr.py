@@ -138,9 +138,9 @@ class InstanceOptions:
     proj_dim: int = 128
     contextual: bool = True
 
-    def _check(self, name: str) -> None:
-        if self.mapping not in MAPPINGS:
-            raise ValueError(f"pretext.{name}.mapping={self.mapping!r}; use one of {MAPPINGS}")
+    def _check(self, name: str, mappings: tuple[str, ...] = MAPPINGS) -> None:
+        if self.mapping not in mappings:
+            raise ValueError(f"pretext.{name}.mapping={self.mapping!r}; use one of {mappings}")
         if self.head not in HEADS:
             raise ValueError(f"pretext.{name}.head={self.head!r}; use one of {HEADS}")
         for key in ("windows", "max_frames", "hidden"):
