@@ -14,7 +14,7 @@ the strips from meeting, so matching stroke ends across a cut cannot give the an
 (Doersch's reason for gaps and jitter). With `gap: 0` and `jitter: 0` the adjacent class is
 the only one whose strips touch, and stroke continuity becomes a cue.
 
-Lines too short for the drawn class (|offset| > line width - strip width) are left out of the
+Each line gives `pairs` pairs per step, each with its own class and place. Lines too short for the drawn class (|offset| > line width - strip width) are left out of the
 loss and reported in `short` (% of lines); the class is drawn before the line is looked at, so
 the classes stay balanced over lines long enough.
 """
@@ -38,11 +38,12 @@ class ContextConfig:
     gap: int = 16           # white space between two adjacent strip positions, in pixels
     jitter: int = 8         # random extra shift of strip B, +-pixels
     distances: int = 2      # distance classes per side (2 x distances classes)
+    pairs: int = 4          # strip pairs drawn per line and step (strips are small: cheap)
     hidden: int = 256       # MLP width
     contextual: bool = True  # pool the BiLSTM frames (True) or the CNN frames
 
     def __post_init__(self) -> None:
-        for key in ("width", "distances", "hidden"):
+        for key in ("width", "distances", "pairs", "hidden"):
             if getattr(self, key) < 1:
                 raise ValueError(f"pretext.context.{key}={getattr(self, key)} must be >= 1")
         if self.gap < 0 or self.jitter < 0:
@@ -83,7 +84,8 @@ class Context(Pretext):
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         cfg = self.cfg
-        images, widths = batch.images, batch.widths.to(batch.images.device).long()
+        images = batch.images.repeat(cfg.pairs, 1, 1, 1)
+        widths = batch.widths.to(images.device).long().repeat(cfg.pairs)
         label = torch.randint(self.classes, (len(widths),), device=images.device)
         a, b, fits = place_pair(widths, relative_offsets(label, cfg), cfg.width)
         strips = torch.cat([ops.crop_columns(images, a, cfg.width),
