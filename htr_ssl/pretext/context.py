@@ -14,9 +14,10 @@ the strips from meeting, so matching stroke ends across a cut cannot give the an
 (Doersch's reason for gaps and jitter). With `gap: 0` and `jitter: 0` the adjacent class is
 the only one whose strips touch, and stroke continuity becomes a cue.
 
-Each line gives `pairs` pairs per step, each with its own class and place. Lines too short for the drawn class (|offset| > line width - strip width) are left out of the
-loss and reported in `short` (% of lines); the class is drawn before the line is looked at, so
-the classes stay balanced over lines long enough.
+Each line gives `pairs` pairs per step, each with its own class and place. Lines too short
+for the drawn class (|offset| > line width - strip width) are left out of the loss and
+reported in `short` (% of lines); the class is drawn before the line is looked at, so the
+classes stay balanced over lines long enough.
 """
 
 from __future__ import annotations

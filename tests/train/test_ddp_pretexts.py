@@ -2,8 +2,8 @@
 train each of them two steps through the real `fit`, with tiny heads.
 
 What must hold: no rank waits forever (a collective on one rank only, or a parameter without
-gradient that DDP was not told about), the weights (and the teachers, queues and DINO's center) stay the same on both ranks, and MoCo's
-and SwAV's queues, filled from the keys of every rank, are the same on both ranks and hold the
+gradient that DDP was not told about); the weights, teachers, queues and DINO's center stay the
+same on both ranks; MoCo's and SwAV's queues, filled from the keys of every rank, hold the
 global batch's rows (2 ranks x 4 lines x instances per line, per step)."""
 
 from __future__ import annotations
