@@ -63,11 +63,11 @@ def chance(candidates: int, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(100.0 / max(candidates, 1), device=like.device)
 
 
-def two_views(pretext: Pretext, batch: Batch) -> torch.Tensor:
-    """The batch's first two aligned views (2, B, 1, H, W), or an error naming the pretext:
-    the data loader makes them for pretexts whose `views` is 2."""
+def two_views(batch: Batch, name: str) -> torch.Tensor:
+    """The batch's first two aligned views (2, B, 1, H, W), or an error naming the pretext
+    `name`: the data loader makes them for pretexts whose `views` is 2."""
     if batch.views is None or batch.views.shape[0] < 2:
-        raise ValueError(f"{type(pretext).__name__.lower()} needs two aligned views per image "
+        raise ValueError(f"{name} needs two aligned views per image "
                          "(batch.views); pretraining provides them for pretexts with views=2")
     return batch.views[:2]
 

@@ -114,7 +114,7 @@ class SimSiam(Pretext):
         # heads can meet the loss by telling the views apart instead of the lines (a collapse
         # that per-batch feature variance does not show).
         p, t, std = [], [], []
-        for view in two_views(self, batch):
+        for view in two_views(batch, type(self).__name__.lower()):
             z = self.embed(encoder, self.projector, view, batch.widths)
             p.append(self.predictor(z))
             t.append(self.targets(encoder, view, batch.widths, z))

@@ -130,9 +130,9 @@ class InstanceOptions:
     proj_dim: int = 128
     contextual: bool = True
 
-    def _check(self, name: str) -> None:
-        if self.mapping not in MAPPINGS:
-            raise ValueError(f"pretext.{name}.mapping={self.mapping!r}; use one of {MAPPINGS}")
+    def _check(self, name: str, mappings: tuple[str, ...] = MAPPINGS) -> None:
+        if self.mapping not in mappings:
+            raise ValueError(f"pretext.{name}.mapping={self.mapping!r}; use one of {mappings}")
         if self.head not in HEADS:
             raise ValueError(f"pretext.{name}.head={self.head!r}; use one of {HEADS}")
         for key in ("windows", "max_frames", "hidden"):
@@ -155,7 +155,7 @@ class InstancePretext(Pretext):
                                    cfg.proj_dim)
 
     def instances(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        views = two_views(self, batch)
+        views = two_views(batch, type(self).__name__.lower())
         b = views.shape[1]
         # both views in one pass: one BatchNorm batch, as SimCLR's global BN
         frames, lengths = encoder(views.flatten(0, 1), batch.widths.repeat(2),

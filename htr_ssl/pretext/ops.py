@@ -130,3 +130,38 @@ def strip_means(frames: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
     inside = (t >= bounds[:, :-1, None]) & (t < bounds[:, 1:, None])
     weights = inside.to(frames.dtype) / inside.sum(-1, keepdim=True).clamp(min=1)
     return torch.einsum("bnt,btc->bnc", weights, frames)
+
+
+def crop_columns(images: torch.Tensor, start: torch.Tensor, size: int) -> torch.Tensor:
+    """Columns [start[i], start[i] + size) of each line: (B, C, H, W) -> (B, C, H, size).
+    Columns past the batch's width read as white paper."""
+    if images.shape[-1] < size:
+        images = torch.nn.functional.pad(images, (0, size - images.shape[-1]), value=1.0)
+    b, c, h, w = images.shape
+    cols = (start.to(images.device).long()[:, None]
+            + torch.arange(size, device=images.device)[None, :]).clamp(0, w - 1)
+    out = images.gather(-1, cols[:, None, None, :].expand(b, c, h, size))
+    beyond = (start.to(images.device).long()[:, None]
+              + torch.arange(size, device=images.device)[None, :]) >= w
+    return out.masked_fill(beyond[:, None, None, :], 1.0)
+
+
+def crop_lines(images: torch.Tensor, start: torch.Tensor, sizes: torch.Tensor
+               ) -> torch.Tensor:
+    """Columns [start[i], start[i] + sizes[i]) of each line, left-aligned and padded white to
+    the longest crop: the local views of multi-crop methods (dino, swav)."""
+    size = int(sizes.max())
+    out = crop_columns(images, start, size)
+    beyond = torch.arange(size, device=images.device)[None, :] >= sizes.to(images.device)[:, None]
+    return out.masked_fill(beyond[:, None, None, :], 1.0)
+
+
+def random_segments(widths: torch.Tensor, low: float, high: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start, size) of one random horizontal segment per line: a share in [low, high] of its
+    width (at least 1 px), at a uniform position inside it."""
+    w = widths.long().clamp(min=1)
+    share = low + (high - low) * torch.rand(len(w), device=w.device)
+    sizes = (share * w).round().long().clamp(1, None).minimum(w)
+    start = (torch.rand(len(w), device=w.device) * (w - sizes + 1)).long()
+    return start, sizes

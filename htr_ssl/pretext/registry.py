@@ -12,12 +12,18 @@ from typing import Any
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext.base import Pretext
 from htr_ssl.pretext.bootstrap import BYOL, BYOLConfig, SimSiam, SimSiamConfig
+from htr_ssl.pretext.context import Context, ContextConfig
+from htr_ssl.pretext.cpc import CPC, CPCConfig
 from htr_ssl.pretext.decorrelation import Barlow, BarlowConfig, VICReg, VICRegConfig
+from htr_ssl.pretext.dino import DINO, DINOConfig
 from htr_ssl.pretext.geometric import Flip, FlipConfig, Rotation, RotationConfig
+from htr_ssl.pretext.inpaint import Inpaint, InpaintConfig
 from htr_ssl.pretext.masked import Masked, MaskedConfig
+from htr_ssl.pretext.moco import MoCo, MoCoConfig
 from htr_ssl.pretext.puzzle import Jigsaw, JigsawConfig, Sorting, SortingConfig
 from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.pretext.simclr import SimCLR, SimCLRConfig
+from htr_ssl.pretext.swav import SwAV, SwAVConfig
 
 PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
     "rotation": (RotationConfig, Rotation),
@@ -31,6 +37,12 @@ PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
     "byol": (BYOLConfig, BYOL),
     "simsiam": (SimSiamConfig, SimSiam),
     "masked": (MaskedConfig, Masked),
+    "moco": (MoCoConfig, MoCo),
+    "cpc": (CPCConfig, CPC),
+    "inpaint": (InpaintConfig, Inpaint),
+    "context": (ContextConfig, Context),
+    "dino": (DINOConfig, DINO),
+    "swav": (SwAVConfig, SwAV),
 }
 
 

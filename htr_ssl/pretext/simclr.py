@@ -39,7 +39,7 @@ class SimCLR(Pretext):
         self.head = mlp(encoder.dim(cfg.contextual), cfg.hidden, cfg.proj_dim)
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        views = two_views(self, batch)
+        views = two_views(batch, type(self).__name__.lower())
         b = views.shape[1]
         frames, lengths = encoder(views.flatten(0, 1), batch.widths.repeat(2),
                                   self.cfg.contextual)
