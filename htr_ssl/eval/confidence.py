@@ -1,20 +1,19 @@
-"""How sure a recognizer is of what it read: per character, per word and per line.
+"""How sure a recognizer is of what it read, per line and per word: a number in [0, 1].
 
-A character's confidence is the probability the model gave to that character where it
-emitted it:
+- CTC (greedy or beam search, with or without lexicon/LM): a line's confidence is
+  P(text | image) ** (1 / characters), P summed over every alignment of the text to the frames
+  (the CTC forward algorithm, as in the loss). A word gets the same measure on the frames that
+  the best (Viterbi) alignment of the line gives it, up to the spaces around it. An empty
+  reading gets P(nothing written), the product of the frames' blank posteriors.
+- Attention (greedy or beam search): the geometric mean of the probabilities of the emitted
+  characters, the end-of-line step included for the line; a word, of its characters.
 
-- CTC (greedy or beam search, with or without lexicon/LM): the decoded text is aligned to the
-  frame posteriors (torchaudio's Viterbi `forced_align`; for a greedy reading this is the best
-  path itself), and the character gets the highest posterior it reaches on the frames of its
-  span;
-- attention (greedy or beam search): the softmax probability of the character at its step.
-
-A word's and a line's confidence is the geometric mean of their characters' confidences (the
-line's spaces included; an attention line also counts its end-of-line decision): the product
-of the character probabilities is about the chance that the whole word or line is right, and
-the geometric mean makes that comparable between short and long lines. An empty CTC reading
-gets the geometric mean of the blank posteriors over its frames. Numbers are in [0, 1]; they
-rank lines by how likely they are to be wrong, they are not calibrated probabilities.
+Both are the probability of the whole text normalized per character, so short and long lines
+compare. Summing over alignments matters: the probability of the best path alone, or the peak
+posterior of each emitted character, cannot see a character that was left out, and on a
+briefly trained model they ranked wrong lines above right ones as often as not; this measure
+ranked them right 82-89 % of the time (tests/eval/test_confidence.py). The numbers rank lines
+by how likely they are to be wrong; they are not calibrated probabilities.
 """
 
 from __future__ import annotations
