@@ -107,8 +107,9 @@ def drop_empty(samples: Sequence[Sample]) -> list[Sample]:
     kept = [s for s in samples if s.text.strip()]
     if len(kept) < len(samples):
         empty = [s.id for s in samples if not s.text.strip()]
-        log.warning("dropped %d samples with empty transcriptions (e.g. %s); give them text or "
-                    "leave them out of the listing", len(empty), ", ".join(empty[:5]))
+        log.warning("dropped %d samples with empty transcriptions (e.g. %s): training and "
+                    "scoring need text (htr-ssl-pretrain reads them as images). Fix: give them "
+                    "text, or leave them out of the listing", len(empty), ", ".join(empty[:5]))
     return kept
 
 

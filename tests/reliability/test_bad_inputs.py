@@ -106,15 +106,15 @@ def load_in_training(ctx, path: Path, sample_id: str = "line-7", strict: bool = 
     return [dataset[(0, seed)] for seed in range(8)]
 
 
-def degenerate_polygon(ctx) -> object:
-    """A PAGE TextLine whose polygon is three times the same point."""
+def degenerate_polygon(ctx, points: str = "5,5 5,5 5,5") -> object:
+    """A PAGE TextLine whose polygon is three times the same point (or `points`)."""
     ctx.write_image(ctx.tmp / "page.png", height=100, width=200)
     (ctx.tmp / "p.xml").write_text(
         '<PcGts><Page imageFilename="page.png"><TextRegion><TextLine id="l1">'
-        '<Coords points="5,5 5,5 5,5"/><TextEquiv><Unicode>ab</Unicode></TextEquiv>'
+        f'<Coords points="{points}"/><TextEquiv><Unicode>ab</Unicode></TextEquiv>'
         "</TextLine></TextRegion></Page></PcGts>")
     samples = read_pagexml(ctx.tmp)
-    return TextImageDataset(samples, Alphabet(("a", "b")), height=32)[0]
+    return TextImageDataset(samples, Alphabet(("a", "b")), height=32)[0] if samples else None
 
 
 def bomb_in_training(ctx) -> None:
@@ -389,8 +389,11 @@ CASES = [
                       lambda c: ["skipping sample line-7", str(c.tmp / "x.png"), "1x1 pixels"],
                       "data.strict_images=false skips"), id="image-1x1-skipped"),
     pytest.param(Case(degenerate_polygon, None,
-                      lambda c: ["skipping sample p/l1", "(5, 5, 6, 6)", "1x1 pixels"],
-                      "Fix: correct the line's coordinates"), id="page-polygon-one-point"),
+                      lambda c: ["p.xml line l1", "has 1 distinct points"],
+                      "Fix: correct those lines' coordinates"), id="page-polygon-one-point"),
+    pytest.param(Case(lambda c: degenerate_polygon(c, "5,5 6,5 7,5"), None,
+                      lambda c: ["skipping sample p/l1", "(5, 5, 8, 6)", "3x1 pixels"],
+                      "Fix: correct the line's coordinates"), id="page-polygon-flat"),
     pytest.param(Case(bomb_in_training, None, lambda c: ["skipping sample bomb-1",
                                                          "decompression bomb"],
                       "data.strict_images=false skips"), id="image-bomb-skipped-in-training"),
