@@ -37,7 +37,7 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
         weights=weights,
         trainer=to_dataclass(TrainerConfig, cfg.trainer),
         run_dir=run_dir,
-        splits=tuple(cfg.splits),
+        splits=(str(cfg.splits),) if isinstance(cfg.splits, str) else tuple(cfg.splits),
         val_batches=int(cfg.val_batches),
         resume=resume,
         config=resolved(cfg),
