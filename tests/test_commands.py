@@ -45,18 +45,36 @@ def test_eval_with_beam_and_lexicon(trained, tmp_path):
     assert "CER" in proc.stdout and (out / "metrics.json").exists()
     assert json.loads((out / "metrics.json").read_text())["precision"] == "bf16"
     rows = (out / "predictions.tsv").read_text().splitlines()
-    assert rows[0] == "id\treference\thypothesis\tcer" and len(rows) > 1
-    # with a lexicon every hypothesis word is a lexicon word
+    assert rows[0] == "id\treference\thypothesis\tcer\tconfidence\tword_confidences"
+    assert len(rows) > 1
+    # with a lexicon every hypothesis word is a lexicon word, and has a confidence
     lexicon = set(words.read_text().split())
-    assert all(set(r.split("\t")[2].split()) <= lexicon for r in rows[1:])
+    for row in rows[1:]:
+        _, _, hyp, _, conf, word_confs = row.split("\t")
+        assert set(hyp.split()) <= lexicon and 0 <= float(conf) <= 1
+        assert len(word_confs.split()) == len(hyp.split())
+
+
+def test_eval_scores_any_labeled_set_as_a_whole(trained, tiny_lines, tmp_path):
+    other = tmp_path / "other lines"
+    other.mkdir()
+    for png in sorted(tiny_lines.glob("*.png"))[:10]:
+        for f in (png, png.with_suffix(".txt")):
+            (other / f.name).write_bytes(f.read_bytes())
+    proc = run("evaluate", f"checkpoint={trained / 'best.pt'}", "data=folder",
+               f"data.root={other}", cwd=tmp_path)
+    assert f"all of {other} (10 samples)" in proc.stdout
+    scores = json.loads((trained / "eval_other lines_all_ctc_greedy" / "metrics.json")
+                        .read_text())
+    assert scores["split"] == "all" and scores["n"] == 10
 
 
 def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
     proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
                "out=pred.tsv", cwd=tmp_path)
     rows = (tmp_path / "pred.tsv").read_text().splitlines()
-    assert rows[0] == "path\ttext" and len(rows) == 31
-    assert "000.png" in proc.stdout
+    assert rows[0] == "path\tline\ttext\tconfidence\tword_confidences" and len(rows) == 31
+    assert "000.png" in proc.stdout and "written: pred.tsv (30 lines)" in proc.stdout
     paths = [r.split("\t")[0] for r in rows[1:]]  # read in width-sorted batches, written in
     assert paths == sorted(str(p) for p in tiny_lines.glob("*.png"))  # input order
     proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",

@@ -9,10 +9,10 @@ from omegaconf import DictConfig, ListConfig
 
 from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.cli.predict import collect_images
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.heatmap_report import HeatmapConfig, write_heatmaps
 from htr_ssl.eval.heatmaps import load_subject
+from htr_ssl.inference.inputs import collect_images
 from htr_ssl.train.distributed import resolve_device
 
 

@@ -195,6 +195,15 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
     return prepared
 
 
+def whole_set(cfg: DataConfig, alphabet: Alphabet) -> list[Sample]:
+    """Every labeled sample of a dataset, whatever split it has: a set scored as a whole.
+    Characters the alphabet lacks are reported, as for a test split."""
+    samples = cached_crops(read_samples(cfg), cfg)
+    log.info("%s at %s: %d labeled samples, scored as one set", cfg.name, cfg.root,
+             len(samples))
+    return eval_split(samples, alphabet, cfg, "set")
+
+
 def cached_crops(samples: list[Sample], cfg: DataConfig) -> list[Sample]:
     """Samples cut from page images, redirected to their cached line crops (see crops.py)."""
     if not cfg.crop_cache:

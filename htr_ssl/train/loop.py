@@ -235,10 +235,13 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
     meta = dict(meta or {})
     better = (lambda a, b: a < b) if cfg.monitor_mode == "min" else (lambda a, b: a > b)
 
-    def snapshot() -> dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(),
-                "loop": dict(state), "trainer": asdict(cfg), **meta}
+    def snapshot(resumable: bool = True) -> dict[str, Any]:
+        """Everything the next step needs (last.pt), or without the optimizer state (best.pt:
+        about a third of the size; it is read for its weights, never resumed)."""
+        state_ = {"model": model.state_dict(), "scheduler": scheduler.state_dict(),
+                  "rng": checkpoint.rng_state(), "loop": dict(state), "trainer": asdict(cfg),
+                  **meta}
+        return {**state_, "optimizer": optimizer.state_dict()} if resumable else state_
 
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not (cfg.progress and
                dist_info.is_main), dynamic_ncols=True, desc=run_dir.name)
@@ -383,8 +386,10 @@ def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     missing = [k for k in ("optimizer", "scheduler", "rng", "loop") if k not in ckpt]
     if missing:
         raise checkpoint.CheckpointError(
-            f"{resume} cannot be resumed (it lacks {', '.join(missing)}); to start a new run "
-            f"from its weights use finetune.init_from={resume}")
+            f"{resume} cannot be resumed (it lacks {', '.join(missing)}: best.pt and exported "
+            f"models hold weights only). Fix: resume from the run's last.pt "
+            f"({Path(resume).with_name('last.pt')}); to start a new run from these weights use "
+            f"finetune.init_from={resume}")
     checkpoint.load_weights(
         model, ckpt["model"], resume, "model",
         "resume with the configuration of the run that wrote it (model, decoder or pretext, "
@@ -427,7 +432,7 @@ def _validate(model, validate, cfg, state, logger, dist_info, better, snapshot, 
             raise KeyError(f"validation returned no finite {cfg.monitor!r}; got {metrics}")
         if state["best"] is None or better(value, state["best"]):
             state.update(best=value, best_metrics=dict(metrics), evals_since_best=0)
-            checkpoint.save(snapshot(), best_path)
+            checkpoint.save(snapshot(resumable=False), best_path)
         else:
             state["evals_since_best"] += 1
         log.info("step %d: %s", state["step"],

@@ -68,11 +68,13 @@ def _region(line: ET.Element, path: Path
     return (x, y, x + w, y + h), None
 
 
-def _image(tree: ET.Element, path: Path) -> Path:
+def _image(tree: ET.Element, path: Path) -> tuple[Path, str]:
+    """The page image (where it was found) and its name as the file gives it."""
     names = [e.text.strip() for e in descendants(tree, "fileName") if e.text and e.text.strip()]
     if names:
-        return resolve_image(names[0], path)
-    return find_image(path.parent, path.stem, ".png")
+        return resolve_image(names[0], path), names[0]
+    image = find_image(path.parent, path.stem, ".png")
+    return image, image.name
 
 
 def alto_doc(path: Path, tree: ET.Element) -> PageDoc | None:
@@ -80,7 +82,7 @@ def alto_doc(path: Path, tree: ET.Element) -> PageDoc | None:
     ALTO. Lines without text are kept (text ""): they are what a segmenter writes."""
     if local(tree.tag).lower() != "alto":
         return None
-    doc = PageDoc(path, "alto", _image(tree, path))
+    doc = PageDoc(path, "alto", *_image(tree, path))
     unit = next((e.text for e in descendants(tree, "MeasurementUnit")), None) or "pixel"
     if unit.strip() != "pixel":
         doc.problem = (f"it uses MeasurementUnit {unit.strip()!r}, not pixel (converting needs "

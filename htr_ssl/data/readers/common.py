@@ -29,7 +29,8 @@ class PageDoc:
 
     path: Path
     kind: str  # "page" | "alto"
-    image: Path  # the page image the file names (it may be missing)
+    image: Path  # the page image the file names, where it was found (it may be missing)
+    image_ref: str = ""  # the image as the file names it
     lines: list[Sample] = field(default_factory=list)
     order: list[int] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "line <id>: why", one per line left out

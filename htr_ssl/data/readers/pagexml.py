@@ -85,8 +85,10 @@ def page_doc(path: Path, tree: ET.Element, strict: bool = False) -> PageDoc | No
     position = {id(e): n for n, e in enumerate(descendants(tree, "TextLine"))}
     doc = PageDoc(path, "page", path.with_suffix(".png"))
     for k, page in enumerate(descendants(tree, "Page")):
-        image = resolve_image(page.get("imageFilename", f"{path.stem}.png"), path)
-        doc.image = image if k == 0 else doc.image
+        ref = page.get("imageFilename", f"{path.stem}.png")
+        image = resolve_image(ref, path)
+        if k == 0:
+            doc.image, doc.image_ref = image, ref
         for n, line in enumerate(descendants(page, "TextLine")):
             lid = line.get("id") or f"l{n}"
             try:
