@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from safetensors import safe_open
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
 
@@ -80,6 +82,40 @@ def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
     proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
                "sort_window=0", cwd=tmp_path, ok=False)
     assert proc.returncode == 2 and "sort_window=0; use 1 or more" in proc.stderr
+
+
+def test_export_reads_as_the_checkpoint_and_shows_what_it_is(trained, tiny_lines, tmp_path):
+    """htr-ssl-export: weights and metadata, no optimizer, no paths; predict and eval take it
+    and read exactly what the checkpoint reads; htr-ssl-show prints what it is."""
+    proc = run("export", f"checkpoint={trained / 'best.pt'}", "out=m.safetensors", cwd=tmp_path)
+    model = tmp_path / "m.safetensors"
+    assert f"written: {Path('m.safetensors')}" in proc.stdout and "test CER" in proc.stdout
+    assert model.stat().st_size < 0.5 * (trained / "last.pt").stat().st_size
+    with safe_open(str(model), "pt") as f:
+        meta, keys = json.loads(f.metadata()["htr_ssl"]), set(f.keys())
+    assert keys == set(torch.load(trained / "best.pt", weights_only=True)["model"])
+    assert meta["data"]["dataset"] == "folder" and meta["test"]["split"] == "test"
+    assert meta["model_config"]["decoder"] == "ctc" and meta["torch_version"] == torch.__version__
+    assert str(tmp_path.anchor + "tmp") not in json.dumps(meta)  # no absolute paths
+    texts = {}
+    for name in ("best.pt", "m.safetensors"):
+        path = trained / name if name == "best.pt" else model
+        run("predict", f"checkpoint={path}", f"inputs=[{tiny_lines}]", f"out={name}.tsv",
+            cwd=tmp_path)
+        texts[name] = (tmp_path / f"{name}.tsv").read_text()
+    assert texts["best.pt"] == texts["m.safetensors"]
+    proc = run("show", str(model), cwd=tmp_path)
+    shown = yaml.safe_load(proc.stdout)
+    assert shown["kind"] == "recognizer" and shown["alphabet"]["size"] > 10
+    assert shown["test"]["n"] == 6 and shown["htr_ssl_version"]
+    proc = run("evaluate", f"checkpoint={model}", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2 and "give the labeled set to score" in proc.stderr
+    proc = run("evaluate", f"checkpoint={model}", "data=folder", f"data.root={tiny_lines}",
+               cwd=tmp_path)
+    assert "all of" in proc.stdout and "(30 samples)" in proc.stdout
+    proc = run("export", f"checkpoint={trained / 'best.pt'}", "out=m.safetensors", cwd=tmp_path,
+               ok=False)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path):

@@ -108,6 +108,15 @@ def hydra_record(cfg: DictConfig) -> Callable[[], None]:
     return write
 
 
+def positional(argv: list[str], key: str) -> list[str]:
+    """`cmd FILE ...` -> `cmd key='FILE' ...` (Hydra only takes key=value), quoted so that any
+    character of the file name survives Hydra's parser."""
+    if len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-"):
+        quoted = "'" + argv[1].replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return [argv[0], f"{key}={quoted}", *argv[2:]]
+    return argv
+
+
 def resolved(cfg: DictConfig) -> dict[str, Any]:
     """The fully resolved config as plain data, for checkpoints and logs."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
