@@ -6,12 +6,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from htr_ssl.cli._config import fail, quiet_logging, resolved, to_dataclass, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command, resolved, to_dataclass
 from htr_ssl.data.pipeline import DataConfig, check_split, make_loader, prepare, whole_set
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, resolve_head, write_results
 from htr_ssl.eval.metrics import MetricConfig
@@ -77,33 +75,29 @@ def output_dir(cfg: DictConfig, decode: DecodeConfig, head: str, name: str | Non
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@command("eval", "htr-ssl-eval")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        if cfg.split != "auto":
-            resolve_split(cfg.split, True)  # a bad choice fails before the checkpoint is read
-        ckpt = load(cfg.checkpoint)
-        model, alphabet = recognizer_from_checkpoint({**ckpt, "path": str(cfg.checkpoint)})
-        data_cfg, own = data_config(cfg, ckpt)
-        split = resolve_split(cfg.split, own)
-        decode = to_dataclass(DecodeConfig, cfg.decode)
-        metric = to_dataclass(MetricConfig, {**resolved(cfg.metric),
-                                             "word_images": data_cfg.word_images}, "metric.")
-        name = split if split != "all" else f"{Path(data_cfg.root).stem or 'data'}_all"
-        out = output_dir(cfg, decode, resolve_head(model, decode.head), name)
-        if split == "all":
-            samples = whole_set(data_cfg, alphabet)
-        else:
-            samples = prepare(data_cfg, None, alphabet).split(check_split(split))
-        if not samples:
-            raise ValueError(f"split {split!r} of {data_cfg.root} is empty")
-        model.to(resolve_device("auto"))
-        loader = make_loader(samples, alphabet, data_cfg, train=False)
-        metrics, rows = evaluate(model, loader, alphabet, decode, metric, progress=True,
-                                 precision=cfg.precision)
-    except user_errors() as err:
-        fail(err)
+    if cfg.split != "auto":
+        resolve_split(cfg.split, True)  # a bad choice fails before the checkpoint is read
+    ckpt = load(cfg.checkpoint)
+    model, alphabet = recognizer_from_checkpoint({**ckpt, "path": str(cfg.checkpoint)})
+    data_cfg, own = data_config(cfg, ckpt)
+    split = resolve_split(cfg.split, own)
+    decode = to_dataclass(DecodeConfig, cfg.decode)
+    metric = to_dataclass(MetricConfig, {**resolved(cfg.metric),
+                                         "word_images": data_cfg.word_images}, "metric.")
+    name = split if split != "all" else f"{Path(data_cfg.root).stem or 'data'}_all"
+    out = output_dir(cfg, decode, resolve_head(model, decode.head), name)
+    if split == "all":
+        samples = whole_set(data_cfg, alphabet)
+    else:
+        samples = prepare(data_cfg, None, alphabet).split(check_split(split))
+    if not samples:
+        raise ValueError(f"split {split!r} of {data_cfg.root} is empty")
+    model.to(resolve_device("auto"))
+    loader = make_loader(samples, alphabet, data_cfg, train=False)
+    metrics, rows = evaluate(model, loader, alphabet, decode, metric, progress=True,
+                             precision=cfg.precision)
     metrics.update(split=split, checkpoint=str(cfg.checkpoint), decode=resolved(cfg.decode),
                    precision=cfg.precision, data={"name": data_cfg.name, "root": data_cfg.root})
     write_results(out, metrics, rows)

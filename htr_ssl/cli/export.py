@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_logging, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command
 from htr_ssl.inference.model_file import export_recognizer, load
 
 
@@ -22,23 +20,19 @@ def run_scores(checkpoint: Path) -> dict | None:
     return scores if scores.get("split") == "test" else None
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@command("export", "htr-ssl-export")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        source = Path(cfg.checkpoint)
-        out = Path(cfg.out) if cfg.out else source.with_suffix(".safetensors")
-        if out.suffix != ".safetensors":
-            raise ValueError(f"out={out}: give a file name ending in .safetensors")
-        if out.exists() and not cfg.overwrite:
-            raise FileExistsError(f"out={out} already exists; htr-ssl-export does not "
-                                  "overwrite files. Fix: choose another out=, or add "
-                                  "overwrite=true")
-        ckpt = load(source)
-        meta = export_recognizer({**ckpt, "path": str(source)}, out, run_scores(source),
-                                 cfg.name)
-    except user_errors() as err:
-        fail(err)
+    source = Path(cfg.checkpoint)
+    out = Path(cfg.out) if cfg.out else source.with_suffix(".safetensors")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"out={out}: give a file name ending in .safetensors")
+    if out.exists() and not cfg.overwrite:
+        raise FileExistsError(f"out={out} already exists; htr-ssl-export does not "
+                              "overwrite files. Fix: choose another out=, or add "
+                              "overwrite=true")
+    ckpt = load(source)
+    meta = export_recognizer({**ckpt, "path": str(source)}, out, run_scores(source),
+                             cfg.name)
     test = meta["test"]
     scores = f"; test CER {test['cer']:.2f}, WER {test['wer']:.2f}" if test else ""
     print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB, {meta['name']}, "

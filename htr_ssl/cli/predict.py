@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig, ListConfig
 
-from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber
 from htr_ssl.inference.inputs import collect, read_inputs_file
 from htr_ssl.inference.model_file import load_recognizer
@@ -32,28 +30,24 @@ def input_list(cfg: DictConfig) -> list[str]:
     return items
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@command("predict", "htr-ssl-predict")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        for key in ("batch_size", "sort_window"):
-            if int(cfg[key]) < 1:
-                raise ValueError(f"{key}={cfg[key]}; use 1 or more")
-        opts = to_dataclass(PredictOptions, {k: cfg[k] for k in (
-            "format", "out", "overwrite", "link_images", "batch_size", "num_workers",
-            "sort_window")})
-        check_format(opts.format, opts.out)
-        inputs = collect(input_list(cfg))
-        where = plan(inputs, opts)  # before the model is read: a bad out= costs nothing
-        for problem in inputs.problems:
-            log.warning("%s", problem)
-        model, alphabet, _ = load_recognizer(cfg.checkpoint)
-        model.to(resolve_device(cfg.device))
-        transcriber = Transcriber(model, alphabet, to_dataclass(DecodeConfig, cfg.decode),
-                                  cfg.precision)
-        done = predict(transcriber, model.cfg.encoder.height, inputs, opts, where)
-    except user_errors() as err:
-        fail(err)
+    for key in ("batch_size", "sort_window"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key}={cfg[key]}; use 1 or more")
+    opts = to_dataclass(PredictOptions, {k: cfg[k] for k in (
+        "format", "out", "overwrite", "link_images", "batch_size", "num_workers",
+        "sort_window")})
+    check_format(opts.format, opts.out)
+    inputs = collect(input_list(cfg))
+    where = plan(inputs, opts)  # before the model is read: a bad out= costs nothing
+    for problem in inputs.problems:
+        log.warning("%s", problem)
+    model, alphabet, _ = load_recognizer(cfg.checkpoint)
+    model.to(resolve_device(cfg.device))
+    transcriber = Transcriber(model, alphabet, to_dataclass(DecodeConfig, cfg.decode),
+                              cfg.precision)
+    done = predict(transcriber, model.cfg.encoder.height, inputs, opts, where)
     if opts.out:
         pages = f", {done['pages']} page files" if where.pages is not None else ""
         skipped = f"; {len(inputs.problems)} pages or lines skipped (see the warnings)" \

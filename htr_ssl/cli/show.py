@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 import yaml
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, positional, quiet_logging, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command
 from htr_ssl.inference.model_file import describe
 
 
@@ -22,19 +18,10 @@ def readable(info: dict) -> dict:
     return info
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="show")
-def _main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        info = readable(describe(cfg.checkpoint))
-    except user_errors() as err:
-        fail(err)
+@command("show", "htr-ssl-show", positional="checkpoint")
+def main(cfg: DictConfig) -> None:
+    info = readable(describe(cfg.checkpoint))
     print(yaml.safe_dump(info, allow_unicode=True, sort_keys=False, width=100), end="")
-
-
-def main() -> None:
-    sys.argv = positional(sys.argv, "checkpoint")
-    _main()
 
 
 if __name__ == "__main__":
