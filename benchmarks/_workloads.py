@@ -1,15 +1,16 @@
 """What benchmarks/throughput.py times: batches of real line widths, and one step of each
 workload (a pretext's training step, a CTC fine-tuning step, greedy and beam inference), plus
-the measuring tools (FLOP count, matmul peak, peak memory)."""
+the measuring tools (FLOP count, peak memory; the matmul peak is in _results)."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from _results import now
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 from torch.utils.flop_counter import FlopCounterMode
@@ -18,11 +19,11 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Batch
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.eval.decoding import CTCBeamDecoder
-from htr_ssl.models.encoders import EncoderConfig
+from htr_ssl.models.encoders import Encoder, EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.speed import autocast, compile_model
+from htr_ssl.train.speed import adamw, autocast, compile_model
 
 Step = Callable[[Batch], None]
 CHARS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'\"!?()-&/#*+")
@@ -60,7 +61,7 @@ def pretext_step(name: str, preset: str, height: int, device: torch.device, prec
     model.to(device).train()
     if compile_:
         compile_model(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = adamw(model.parameters(), device, lr=1e-4)
 
     def step(batch: Batch) -> None:
         with autocast(device, precision):
@@ -69,6 +70,7 @@ def pretext_step(name: str, preset: str, height: int, device: torch.device, prec
         loss.backward()
         opt.step()
 
+    step.model = model  # type: ignore[attr-defined]  # for flops_per_pixel
     return step, model.views
 
 
@@ -83,7 +85,7 @@ def finetune_step(preset: str, height: int, device: torch.device, precision: str
                   compile_: bool = False) -> Step:
     """One optimizer step of CTC training (as htr_ssl.train.finetune.loss_fn)."""
     model = _recognizer(preset, height, device, compile_).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = adamw(model.parameters(), device, lr=1e-4)
 
     def step(batch: Batch) -> None:
         with autocast(device, precision):
@@ -93,6 +95,7 @@ def finetune_step(preset: str, height: int, device: torch.device, precision: str
         loss.backward()
         opt.step()
 
+    step.model = model  # type: ignore[attr-defined]
     return step
 
 
@@ -111,6 +114,7 @@ def infer_step(preset: str, height: int, device: torch.device, precision: str,
                 logits, lengths = model.ctc_logits(batch.images, batch.widths)
                 decoder(logits, lengths)
 
+    step.model = model  # type: ignore[attr-defined]
     return step
 
 
@@ -119,18 +123,19 @@ def timed(step: Step, batches: list[Batch], warmup: int, device: torch.device) -
     for b in batches[:warmup]:
         step(b)
     _sync(device)
-    start = time.perf_counter()
+    start = now()
     for b in batches[warmup:]:
         step(b)
     _sync(device)
-    return time.perf_counter() - start
+    return now() - start
 
 
-def flops_per_pixel(step: Step, batch: Batch) -> float:
-    """FLOPs of one step (forward and backward) per padded pixel: the network's cost is linear
-    in the padded width. torch.utils.flop_counter counts matmuls and convolutions but not the
-    fused LSTM kernels, which are added from their shapes (4 gates: 2 * 4H * (I + H) per step
-    and direction; backward twice the forward)."""
+def count_flops(fn: Callable[[], object]) -> float:
+    """FLOPs of the matmuls, convolutions and LSTMs that `fn()` runs (forward and backward).
+    torch.utils.flop_counter counts aten matmuls and convolutions but neither the fused LSTM
+    kernels, which are added from their shapes (4 gates: 2 * 4H * (I + H) per step and
+    direction; backward twice the forward), nor oneDNN's fused convolutions: count a model
+    with `encoder.set_fused(False)` (the same arithmetic)."""
     lstm = [0.0]
 
     def count_lstm(module: nn.Module, inputs: tuple, _output: object) -> None:
@@ -145,10 +150,31 @@ def flops_per_pixel(step: Step, batch: Batch) -> float:
     hook = register_module_forward_hook(count_lstm)
     try:
         with FlopCounterMode(display=False) as counter:
-            step(batch)
+            fn()
     finally:
         hook.remove()
-    return (counter.get_total_flops() + lstm[0]) / batch.images[..., 0, :, :].numel()
+    return counter.get_total_flops() + lstm[0]
+
+
+@contextlib.contextmanager
+def plain_path(model: nn.Module | None) -> Iterator[None]:
+    """The model's encoders on their plain path for the duration (see count_flops)."""
+    encoders = [m for m in model.modules() if isinstance(m, Encoder)] if model else []
+    for encoder in encoders:
+        encoder.set_fused(False)
+    try:
+        yield
+    finally:
+        for encoder in encoders:
+            encoder.set_fused(True)
+
+
+def flops_per_pixel(step: Step, batch: Batch) -> float:
+    """FLOPs of one step per padded pixel: the network's cost is linear in the padded width.
+    Counted on the plain path of the step's `model` (see count_flops)."""
+    with plain_path(getattr(step, "model", None)):
+        flops = count_flops(lambda: step(batch))
+    return flops / batch.images[..., 0, :, :].numel()
 
 
 def padded_pixels(batches: list[Batch]) -> int:
@@ -159,22 +185,6 @@ def pad_share(batches: list[Batch]) -> float:
     """Padded pixels / all pixels over `batches`."""
     real = sum(int(b.widths.sum()) * b.images.shape[-2] for b in batches)
     return 1 - real / padded_pixels(batches)
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 10) -> float:
-    """Measured FLOP/s of an n x n matmul: the machine's practical peak for MFU. The fastest
-    of `reps` timings, so a moment of contention cannot lower the peak (and inflate MFU)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 class PeakMemory:

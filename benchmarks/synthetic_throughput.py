@@ -40,7 +40,9 @@ def section(results: list[dict], height: int) -> str:
                      f"{r['lines_per_s']:.1f} |" for r in results)
     return (
         f"Lines rendered and written as IAM-layout PNGs (line and word images, ascii files), "
-        f"{height} px line height.\n\n{header()}\n"
+        f"{height} px line height; wall-clock times. MFU does not apply (rendering and PNG "
+        "encoding, no network), the matmul peaks below only name the machine. With fewer CPUs "
+        f"available to the process than workers, the workers share them.\n\n{header()}\n"
         "| workers | lines | words | seconds | lines/s |\n|---|---|---|---|---|\n"
         f"{rows}\n"
     )

@@ -23,14 +23,22 @@ import time
 from pathlib import Path
 
 import torch
-from _results import RESULTS, cpu_name, header, write_section
+from _results import (
+    CLOCKS,
+    RESULTS,
+    clock_note,
+    device_name,
+    header,
+    matmul_peaks,
+    set_clock,
+    write_section,
+)
 from _workloads import (
     PeakMemory,
     finetune_step,
     flops_per_pixel,
     infer_step,
     make_batches,
-    matmul_peak,
     pad_share,
     padded_pixels,
     pretext_step,
@@ -131,16 +139,16 @@ def main() -> None:
     parser.add_argument("--skip-loading", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="see _results.set_clock")
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args()
+    set_clock(args.clock)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     samples = line_samples(args.data, args.lines)
     aspects = [a for a in (s.aspect() for s in samples) if a > 0]
-    n = 8192 if device.type == "cuda" else 1024
-    peaks = {p: matmul_peak(device, d, n) for p, d in (("fp32", torch.float32),
-                                                       ("bf16", torch.bfloat16))}
+    peaks = matmul_peaks(device)
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e12:.3f} TFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s")
     rows = []
@@ -157,18 +165,20 @@ def main() -> None:
                 f"| {_fmt(base['mfu'], '.1%')} / {_fmt(opt['mfu'], '.1%')} "
                 f"| {base['mem']:.0f} / {opt['mem']:.0f} |")
     mem_kind = "CUDA max allocated" if device.type == "cuda" else "process RSS peak"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     text = (
-        f"Device: {name or device.type}; torch {torch.__version__}, "
+        f"Device: {device_name(device)}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; height {args.height}, batch {args.batch}, "
         f"{args.steps} timed steps after {args.warmup}; widths of {len(aspects)} dataset lines; "
         f"beam {args.beam}{'; torch.compile on' if args.compile else ''}. Baseline: fp32, "
-        "random batches; optimized: bf16 autocast, width-bucketed batches. Matmul peak "
-        f"({n}x{n}): fp32 {peaks['fp32'] / 1e12:.3f}, bf16 {peaks['bf16'] / 1e12:.3f} "
-        "TFLOP/s. MFU counts matmul, conv and LSTM FLOPs (padding included) against that "
-        f"peak of the same precision; memory is {mem_kind} in MiB. Beam decoding runs on the CPU "
-        "(flashlight) with an untrained model's near-uniform outputs: a slow case.\n\n"
-        f"{header()}\n"
+        "random batches; optimized: bf16 autocast, width-bucketed batches (both on the fused "
+        "path with fused AdamW; glibc's default allocator, so that the memory column means "
+        "something: trainer.reuse_memory would keep every workload's peak). Matmul peak: "
+        f"fp32 {peaks['fp32'] / 1e12:.3f}, bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s. MFU "
+        "counts matmul, conv and LSTM FLOPs (padding included) against that peak of the same "
+        f"precision; memory is {mem_kind} in MiB. Beam decoding runs on the CPU (flashlight) "
+        f"with an untrained model's near-uniform outputs: a slow case. {clock_note()} Data "
+        "loading below is timed on the wall clock (its workers are other processes).\n\n"
+        f"{header(device, peaks)}\n"
         "| preset | workload | baseline lines/s | optimized lines/s | speed-up | pad ratio "
         "(base / opt) | MFU (base / opt) | peak MiB (base / opt) |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")

@@ -9,7 +9,7 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="htr_ssl_test_cache_")  #
 
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))  # 1 on a busy machine
 
 
 import cv2  # noqa: E402

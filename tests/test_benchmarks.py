@@ -13,12 +13,18 @@ ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
 
 
 @pytest.mark.parametrize("script, args, heading, rows", [
-    ("read_throughput.py", ["--lines", "12", "--height", "32", "--batch", "4", "--window", "8"],
-     "## Reading throughput", 6),
+    ("read_throughput.py", ["--lines", "12", "--height", "32", "--batch", "4", "--window", "8",
+                            "--rounds", "1"],
+     "## Reading throughput", 8),
     ("throughput.py", ["--presets", "small", "--height", "32", "--batch", "2", "--steps", "1",
                        "--warmup", "1", "--lines", "12", "--workloads", "greedy",
                        "pretext:rotation", "--skip-loading"],
      "## Throughput: optimized vs baseline (small, 32 px)", 2),
+    ("train_throughput.py", ["--presets", "small", "--heights", "32", "--precisions", "bf16",
+                             "--steps", "1"],
+     "## Recognizer training throughput", 1),
+    ("profile_encoder.py", ["--height", "32", "--width", "64", "--batch", "2", "--iters", "1"],
+     "## Profile: `small` reading, 32 px, plain vs fused", 9),
 ])
 def test_benchmark_writes_its_section(tmp_path, script, args, heading, rows):
     out = tmp_path / "RESULTS.md"

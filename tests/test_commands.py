@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hydra import initialize_config_dir
 from safetensors import safe_open
+
+from htr_ssl.cli._paths import CONFIG_DIR
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
 
@@ -160,13 +163,13 @@ def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
     assert ckpt["pretexts"]["flip"]["weight"] == 0.5
     proc = run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
                "data.num_workers=0", "data.labels=0.5", f"finetune.init_from={pre / 'best.pt'}",
-               "trainer.max_steps=2", "trainer.val_every=2", "trainer.progress=false",
-               "hydra.run.dir=runs/ft", cwd=tmp_path)
+               "finetune.freeze_steps=1", "trainer.max_steps=3", "trainer.val_every=3",
+               "trainer.progress=false", "hydra.run.dir=runs/ft", cwd=tmp_path)
     assert "WAcc" in proc.stdout
     run_info = json.loads((tmp_path / "runs" / "ft" / "metrics.json").read_text())["run"]
     assert run_info["method"] == "rotation+flip" and run_info["labels"] == 0.5
     tuned = torch.load(tmp_path / "runs" / "ft" / "best.pt", weights_only=False)["model"]
-    key = "encoder.cnn.0.conv.weight"  # two small steps away from the pretrained start
+    key = "encoder.cnn.0.conv.weight"  # held still 1 step, then two small steps away
     assert 0 < (tuned[key] - ckpt["model"][key]).abs().max() < 0.02
 
 
@@ -202,28 +205,36 @@ def test_torchrun_contrastive_pretraining(tiny_lines, tmp_path):
 
 
 def test_demo_end_to_end_on_tiny_settings(tmp_path):
-    """`make demo`'s command with its own config, shrunk: generates words, pretrains, fine-tunes
-    at two fractions and from scratch, prints the table, writes report and heat maps."""
+    """`make demo`'s command with its own config, shrunk: generates words, pretrains the
+    recommended start, fine-tunes it and scratch at two fractions with a hybrid decoder, prints
+    the tables and a plain verdict, writes report and heat maps (attention maps included)."""
+    from htr_ssl.cli.demo import recommended_method
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        rec = recommended_method()
     cell = ["data.height=32", "data.reader_args.granularity=words", "data.word_images=true",
             "data.augment.recipe=none", "data.num_workers=0", "pretrain.trainer.max_steps=2",
             "pretrain.trainer.val_every=2", "trainer.max_steps=2", "trainer.val_every=2",
-            "trainer.progress=false", "pretrain.trainer.progress=false"]
-    proc = run("demo", "out=out", "methods=[scratch,rotation]", "labels=[0.5,1.0]",
+            "trainer.progress=false", "pretrain.trainer.progress=false", "decoder=hybrid",
+            "finetune.freeze_steps=1"]
+    proc = run("demo", "out=out", "methods=[scratch,recommended]", "labels=[0.5,1.0]",
                "heatmap_lines=2", "generate.out_dir=data", "generate.n_writers=10",
                "generate.forms_per_writer=1", "generate.lines_per_form=2",
                "generate.progress=false", "generate.workers=1",
                "cell=[" + ",".join(f"'{c}'" for c in cell) + "]", cwd=tmp_path)
     out = tmp_path / "out"
-    assert "| scratch |" in proc.stdout and "| rotation |" in proc.stdout
+    assert "| scratch |" in proc.stdout and f"| {rec} |" in proc.stdout
+    assert f"of the labels: {rec} CER" in proc.stdout and "docs/results.md" in proc.stdout
     assert proc.stdout.rstrip().endswith(f"everything is in {Path('out')}")
     for name in ("table.md", "table.csv", "table.tex", "plot.png"):
         assert (out / "report" / name).stat().st_size > 0, name
-    for method in ("scratch", "rotation"):
+    for method in ("scratch", rec):
         for labels in ("0.5", "1.0"):
             run_dir = out / "synthetic" / method / "full" / f"labels_{labels}" / "seed_0"
             scores = json.loads((run_dir / "metrics.json").read_text())
             assert scores["split"] == "test" and scores["n"] > 0
-    assert (out / "pretrain" / "synthetic" / "rotation" / "best.pt").exists()
+    assert (out / "pretrain" / "synthetic" / rec / "best.pt").exists()
     assert not (out / "pretrain" / "synthetic" / "scratch").exists()
     assert (out / "heatmaps" / "sheet_gradcam.png").exists()
-    assert len(list((out / "heatmaps" / "rotation").glob("*.gradcam.png"))) == 2
+    assert len(list((out / "heatmaps" / rec).glob("*.gradcam.png"))) == 2
+    assert len(list((out / "heatmaps" / rec).glob("*.attention.png"))) == 2

@@ -112,3 +112,21 @@ def test_every_sweep_cell_composes(experiment):
                 else:
                     assert names == "synthetic" and stage.job.stage
                     assert stage.job.model == job.model
+
+
+def test_the_defaults_are_the_recipe_the_results_page_recommends():
+    """docs/results.md names the recommended recipe in a marked table; htr-ssl-pretrain with no
+    pretext option and htr-ssl-train with finetune.init_from must run exactly that."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text(encoding="utf-8")
+    block = text.split("<!-- recommended-recipe")[1].split("<!-- end recommended-recipe")[0]
+    rows = dict(line.strip("| ").split(" | ") for line in block.splitlines()
+                if line.startswith("| ") and not line.startswith("| option"))
+    pre, train = _compose("pretrain", []), _compose("train", [])
+    assert "+".join(pre.pretext) == rows.pop("pretext")
+    for key, value in rows.items():
+        stage, _, option = key.rpartition(" ")
+        cfg = pre if stage == "pretrain" else train
+        node = cfg
+        for part in option.split("."):
+            node = node[part]
+        assert str(node) == value, (key, node, value)

@@ -196,7 +196,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from htr_ssl.data.image import ImageReadError
     from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
     from htr_ssl.train.checkpoint import CheckpointError, OutputDirError
-    from htr_ssl.train.loop import TrainingDiverged, TrainingInterrupted
+    from htr_ssl.train.interrupt import TrainingInterrupted
+    from htr_ssl.train.loop import TrainingDiverged
 
     return (DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
             CheckpointError, OutputDirError, TrainingDiverged, TrainingInterrupted,
@@ -212,7 +213,7 @@ def fail(err: BaseException) -> None:
     import os
     import sys
 
-    from htr_ssl.train.loop import TrainingInterrupted
+    from htr_ssl.train.interrupt import TrainingInterrupted
 
     if os.environ.get("HTR_SSL_DEBUG"):
         raise err

@@ -34,8 +34,8 @@ from htr_ssl.train.experiment import (
     run_cell,
 )
 from htr_ssl.train.finetune import TrainJob
-from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def pretext_defaults(name: str, trainer: DictConfig) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from htr_ssl.cli._config import (
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob, pretrain
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def job_from_config(cfg: DictConfig) -> PretrainJob:

@@ -15,9 +15,10 @@ import cv2
 import torch
 from torch.utils.data import DataLoader
 
-from htr_ssl.data.alphabet import Alphabet, apply_oov_policy, report_oov
+from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.crops import default_cache_dir, materialize_crops
-from htr_ssl.data.readers import read_dataset
+from htr_ssl.data.oov import apply_oov_policy, report_oov
+from htr_ssl.data.readers import READERS, read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate, collate_readable
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.data.splits import (
@@ -68,8 +69,6 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         """Refuse out-of-range options before any file is read, naming the option."""
-        from htr_ssl.data.readers import READERS
-
         if self.name not in READERS:
             raise ValueError(f"data.name={self.name!r} is not a dataset format; valid: "
                              f"{', '.join(sorted(READERS))}")

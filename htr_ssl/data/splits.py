@@ -25,20 +25,6 @@ def stable_rank(key: str, seed: int) -> str:
     return hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()
 
 
-def read_id_list(path: Path) -> list[str]:
-    """One id per line (blank lines and `#` comments ignored), e.g. Aachen `*.uttlist` files."""
-    from htr_ssl.data.readers.common import data_rows, format_error  # readers import this module
-
-    out = []
-    for lineno, raw in data_rows(Path(path)):
-        line = raw.strip()
-        if len(line.split()) > 1 or not line.isprintable():
-            raise format_error(Path(path), lineno, "expected one sample or form id per line", raw,
-                               fix="put one id per line (e.g. a01-000u), nothing else")
-        out.append(line)
-    return out
-
-
 def writer_disjoint_split(
     samples: Sequence[Sample], val: float = 0.1, test: float = 0.2, seed: int = 0
 ) -> list[Sample]:

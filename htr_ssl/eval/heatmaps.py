@@ -26,6 +26,7 @@ from torch import nn
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder, EncoderConfig
+from htr_ssl.models.ops import valid_mask
 from htr_ssl.models.recognizer import Recognizer
 from htr_ssl.train import checkpoint
 
@@ -169,7 +170,7 @@ def ctc_score(model: Recognizer) -> ScoreFn:
     def score(images: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
         frames, lengths = model.encoder(images, widths)
         best = model.ctc(frames).float().amax(-1)  # (B, T)
-        valid = torch.arange(best.shape[1], device=best.device)[None, :] < lengths[:, None]
+        valid = valid_mask(lengths.to(best.device), best.shape[1])
         return (best * valid).sum()
 
     return score
@@ -192,7 +193,7 @@ def attention_score(model: Recognizer, ids: list[list[int]]) -> ScoreFn:
         gold[:, : targets.shape[1]] = targets
         gold[torch.arange(len(ids)), n] = model.eos
         chosen = logits.float().gather(-1, gold[..., None]).squeeze(-1)
-        valid = torch.arange(chosen.shape[1], device=chosen.device)[None, :] <= n[:, None]
+        valid = valid_mask(n.to(chosen.device) + 1, chosen.shape[1])  # the text and its <eos>
         return (chosen * valid).sum()
 
     return score

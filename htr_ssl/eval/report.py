@@ -51,7 +51,7 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class Cell:
+class Spread:
     """The metric over the seeds of one method x dataset x fraction (std is the sample std)."""
 
     mean: float
@@ -68,10 +68,10 @@ class Table:
     protocol: str
     methods: list[str]
     columns: list[tuple[str, float]]
-    cells: dict[tuple[str, tuple[str, float]], Cell]
+    cells: dict[tuple[str, tuple[str, float]], Spread]
     digits: int = 1
 
-    def cell(self, method: str, column: tuple[str, float]) -> Cell | None:
+    def cell(self, method: str, column: tuple[str, float]) -> Spread | None:
         return self.cells.get((method, column))
 
 
@@ -230,14 +230,14 @@ def build_table(records: Iterable[RunRecord], metric: str, protocol: str, digits
     groups: dict[tuple[str, tuple[str, float]], list[RunRecord]] = {}
     for r in records:
         groups.setdefault((names[r], (r.dataset, r.labels)), []).append(r)
-    cells: dict[tuple[str, tuple[str, float]], Cell] = {}
+    cells: dict[tuple[str, tuple[str, float]], Spread] = {}
     for key, runs in groups.items():
         seeds = [r.seed for r in runs]
         if len(set(seeds)) < len(seeds):
             log.warning("%s, %s, %s: several runs with the same seed are averaged: %s", key[0],
                         key[1][0], labels_header(key[1][1]), ", ".join(str(r.path) for r in runs))
         mean, std = _aggregate([r.metrics[metric] for r in runs])
-        cells[key] = Cell(mean, std, len(runs))
+        cells[key] = Spread(mean, std, len(runs))
     methods = sorted({m for m, _ in cells}, key=_method_key)
     columns = sorted({c for _, c in cells}, key=_column_key)
     higher = METRICS[metric][1]
@@ -247,7 +247,7 @@ def build_table(records: Iterable[RunRecord], metric: str, protocol: str, digits
         for m, v in shown.items():
             if v == best:
                 c = cells[(m, col)]
-                cells[(m, col)] = Cell(c.mean, c.std, c.n, best=True)
+                cells[(m, col)] = Spread(c.mean, c.std, c.n, best=True)
     return Table(metric, protocol, methods, columns, cells, digits)
 
 
@@ -313,7 +313,7 @@ def pretext_summary(records: Sequence[RunRecord], digits: int = 1) -> str:
     return "### Pretext tasks\n\n" + "\n".join(lines) + "\n"
 
 
-def format_cell(cell: Cell | None, digits: int, pm: str = " ± ") -> str:
+def format_cell(cell: Spread | None, digits: int, pm: str = " ± ") -> str:
     if cell is None:
         return ""
     text = f"{cell.mean:.{digits}f}"

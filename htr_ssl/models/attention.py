@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from htr_ssl.models.ops import valid_mask
+
 
 class AdditiveAttention(nn.Module):
     """Bahdanau attention: score_j = v . tanh(W_k frame_j + W_q h), softmax over valid frames."""
@@ -88,8 +90,8 @@ class AttentionDecoder(nn.Module):
         self.out = nn.Linear(hidden + enc_dim, n_classes)
 
     def _memory(self, frames: torch.Tensor, lengths: torch.Tensor) -> _Memory:
-        mask = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths[:, None]
-        return _Memory(frames, self.attention.key(frames), mask.to(frames.device))
+        mask = valid_mask(lengths.to(frames.device), frames.shape[1])
+        return _Memory(frames, self.attention.key(frames), mask)
 
     def _initial_state(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         zeros = torch.zeros(n, self.hidden, device=like.device, dtype=torch.float32)

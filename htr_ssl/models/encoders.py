@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from htr_ssl.models.bilstm import BiLSTM
+from htr_ssl.models.ops import relu_masked_, zero_columns_
 
 PRESETS = ("small", "resnet", "bp")
 
@@ -81,15 +82,20 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tens
     return F.conv2d(x, weight, bn.bias - bn.running_mean * scale, conv.stride, conv.padding)
 
 
-def _relu_masked(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """ReLU, then zero the padding columns (in place when no gradient can flow)."""
+def _relu_masked(x: torch.Tensor, lengths: torch.Tensor, fused: bool) -> torch.Tensor:
+    """ReLU, then zero the padding columns: fused, in place, one pass each way (ops.py);
+    else the plain ops (in place when no gradient can flow)."""
+    if fused:
+        return relu_masked_(x, lengths)
     if _inference(x):
         return _zero_padding_(x.relu_(), lengths)
     return mask_columns(F.relu(x), lengths)
 
 
 # Building blocks. Each takes and returns (x, lengths) so the width mask follows the map through
-# every layer that could leak padding into real columns.
+# every layer that could leak padding into real columns. `fused` (set by Encoder.set_fused)
+# picks the fused element-wise ops of ops.py or the plain ones; both compute the same.
+# `relu=False` leaves a block's final ReLU (and mask) to the max-pool after it (Encoder._cnn).
 
 
 class ConvBNReLU(nn.Module):
@@ -101,10 +107,13 @@ class ConvBNReLU(nn.Module):
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
         self.wstride = stride[1]
+        self.fused = True
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, relu: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = _ceil_div(lengths, self.wstride)
-        return _relu_masked(_conv_bn(x, self.conv, self.bn), lengths), lengths
+        x = _conv_bn(x, self.conv, self.bn)
+        return (_relu_masked(x, lengths, self.fused) if relu else x), lengths
 
 
 class BasicBlock(nn.Module):
@@ -120,24 +129,41 @@ class BasicBlock(nn.Module):
         if c_in != c_out:
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False),
                                           nn.BatchNorm2d(c_out))
+        self.fused = True
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = _relu_masked(_conv_bn(x, self.conv1, self.bn1), lengths)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, relu: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        y = _relu_masked(_conv_bn(x, self.conv1, self.bn1), lengths, self.fused)
         y = _conv_bn(y, self.conv2, self.bn2)
         projected = isinstance(self.shortcut, nn.Sequential)
-        shortcut = _conv_bn(x, *self.shortcut) if projected else x
-        return _relu_masked(y + shortcut, lengths), lengths
+        y = y + (_conv_bn(x, *self.shortcut) if projected else x)
+        return (_relu_masked(y, lengths, self.fused) if relu else y), lengths
 
 
 class MaxPool(nn.Module):
-    """Max-pool with kernel = stride; inputs are post-ReLU (>= 0) so masked zeros never win."""
+    """Max-pool with kernel = stride; inputs are post-ReLU (>= 0) so masked zeros never win.
+
+    `relu=True`: the block before left its ReLU and mask to this pool. ReLU commutes with max,
+    so relu(pool(x with the padding zeroed)) is the same map with the same gradient (the pooled
+    ReLU passes gradient only where the window's maximum is positive, hence at a real column,
+    the first maximum in the window in both orders); the ReLU and its backward then run on the
+    pooled map, a quarter of the size. The padding is zeroed in place without autograd: its
+    gradient is zero either way, and the block's BatchNorm or sum does not keep its output."""
 
     def __init__(self, kh: int, kw: int) -> None:
         super().__init__()
         self.kernel = (kh, kw)
         self.wstride = kw
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, relu: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if relu:
+            with torch.no_grad():
+                zero_columns_(x, lengths)
+        x, lengths = self._pool(x, lengths)
+        return (F.relu(x) if relu else x), lengths
+
+    def _pool(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kh, kw = self.kernel
         b, c, h, w = x.shape
         if (_inference(x) and not h % kh and not w % kw
@@ -224,6 +250,16 @@ class Encoder(nn.Module):
         if n_layers > 0:
             self.lstm = BiLSTM(cnn_dim, hidden, n_layers, cfg.dropout if n_layers > 1 else 0.0)
         self.out_dim = 2 * hidden if self.lstm is not None else cnn_dim
+        self.fused = True
+
+    def set_fused(self, enabled: bool = True) -> Encoder:
+        """Fused element-wise ops (ops.py) in training and the fused CPU reading path
+        (cpu_inference.py), the default; or the plain ops, to compare. Same frames up to
+        rounding."""
+        for module in self.modules():
+            if hasattr(module, "fused"):
+                module.fused = enabled
+        return self
 
     def dim(self, contextual: bool = True) -> int:
         """Width of the frames `forward(..., contextual)` returns."""
@@ -246,9 +282,27 @@ class Encoder(nn.Module):
             x = F.pad(x, (0, pad))
         lengths = widths.long().clamp(1, images.shape[-1])
         x = mask_columns(x, lengths).contiguous(memory_format=torch.channels_last)
-        for layer in self.cnn:
-            x, lengths = layer(x, lengths)
+        pending_relu = False
+        for layer, following in zip(self.cnn, [*self.cnn[1:], None], strict=True):
+            if isinstance(layer, MaxPool):
+                x, lengths = layer(x, lengths, relu=pending_relu)
+                pending_relu = False
+            else:  # fused: a block followed by a max-pool leaves its ReLU to the pool
+                pending_relu = self.fused and isinstance(following, MaxPool)
+                x, lengths = layer(x, lengths, relu=not pending_relu)
         return x, lengths
+
+    def _fused_frames(self, images: torch.Tensor, widths: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_cnn` and the column max of `forward`, on the fused CPU inference path."""
+        from htr_ssl.models import cpu_inference
+
+        if images.shape[-2] % 16:
+            raise ValueError(f"image height must be a multiple of 16, got {images.shape[-2]}")
+        dtype = cpu_inference.compute_dtype(images)
+        x, lengths = cpu_inference.prepare(images, widths, self.wstride, dtype)
+        frames = cpu_inference.fused_cnn(self, dtype).frames(x, lengths)
+        return frames, self.frame_lengths(widths.clamp(max=images.shape[-1]))
 
     def feature_map(self, images: torch.Tensor, widths: torch.Tensor | None = None
                     ) -> torch.Tensor:
@@ -266,8 +320,16 @@ class Encoder(nn.Module):
         `contextual=False` stops before the BiLSTM: the visual frames (B, T, cnn_dim) that
         SeqCLR can contrast instead of the contextual ones.
         """
-        fmap, lengths = self._cnn(images, widths)
-        frames = fmap.amax(dim=2).transpose(1, 2)  # (B, T, C): column max-pool over height
+        from htr_ssl.models import cpu_inference  # it builds on the blocks defined here
+
+        if cpu_inference.supported(self, images):
+            frames, lengths = self._fused_frames(images, widths)
+        else:
+            fmap, lengths = self._cnn(images, widths)
+            # (B, T, C): column max-pool over height; over a (B, H, W, C) view when fused, which
+            # is the channels-last layout: the same maxima 6x faster than over dim 2
+            frames = (fmap.permute(0, 2, 3, 1).amax(1) if self.fused
+                      else fmap.amax(dim=2).transpose(1, 2))
         if self.lstm is None or not contextual:
             return frames, lengths
         return self.lstm(self.dropout(frames), lengths), lengths

@@ -14,6 +14,7 @@ from torch import nn
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
+from htr_ssl.pretext.losses.ntxent import positive_top1
 
 Metrics = dict[str, torch.Tensor]
 
@@ -54,6 +55,27 @@ def mlp(dim_in: int, hidden: int, dim_out: int, norm: bool = True) -> nn.Sequent
         layers.append(nn.BatchNorm1d(hidden))
     layers += [nn.ReLU(inplace=True), nn.Linear(hidden, dim_out)]
     return nn.Sequential(*layers)
+
+
+def chance(candidates: int, like: torch.Tensor) -> torch.Tensor:
+    """The accuracy (%) of guessing among `candidates` equally likely answers: the `chance`
+    metric every pretext reports next to its `acc`, so a figure is read against it."""
+    return torch.tensor(100.0 / max(candidates, 1), device=like.device)
+
+
+def two_views(pretext: Pretext, batch: Batch) -> torch.Tensor:
+    """The batch's first two aligned views (2, B, 1, H, W), or an error naming the pretext:
+    the data loader makes them for pretexts whose `views` is 2."""
+    if batch.views is None or batch.views.shape[0] < 2:
+        raise ValueError(f"{type(pretext).__name__.lower()} needs two aligned views per image "
+                         "(batch.views); pretraining provides them for pretexts with views=2")
+    return batch.views[:2]
+
+
+def retrieval(z1: torch.Tensor, z2: torch.Tensor) -> Metrics:
+    """`acc`: % of rows of z1 whose nearest row of z2 (cosine) is their own positive, and the
+    `chance` of that (100 / rows): what every two-view pretext reports."""
+    return {"acc": positive_top1(z1, z2), "chance": chance(len(z1), z1)}
 
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -32,20 +32,20 @@ import torch.nn.functional as F
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, mlp, two_views
+from htr_ssl.pretext.instance import all_to_instance, window_to_instance
 from htr_ssl.pretext.losses.byol import normalized_mse
 from htr_ssl.pretext.losses.ntxent import positive_top1
-from htr_ssl.pretext.seqclr import window_to_instance
 
 INSTANCES = ("window", "line")
 
 
 def to_instances(frames: torch.Tensor, lengths: torch.Tensor, kind: str, windows: int
                  ) -> torch.Tensor:
-    """(B, T, C) frames -> instances: `window` = SeqCLR's window-to-instance (each line's valid
-    frames average-pooled into `windows` pieces, (B * windows, C)); `line` = one mean per line."""
+    """(B, T, C) frames -> instances with instance.py's mappings: `window` (each line's valid
+    frames average-pooled into `windows` pieces, (B * windows, C)) or `line` (its `all`)."""
     if kind == "line":
-        return masked_mean(frames, lengths)
+        return all_to_instance(frames, lengths)
     return window_to_instance(frames, lengths, windows)
 
 
@@ -110,22 +110,19 @@ class SimSiam(Pretext):
         return z
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        if batch.views is None or batch.views.shape[0] < 2:
-            raise ValueError(f"{type(self).__name__.lower()} needs 2 aligned views per image; "
-                             "the data loader gave one")
         # One pass per view, as both papers do: with both views in one BatchNorm batch, the
         # heads can meet the loss by telling the views apart instead of the lines (a collapse
         # that per-batch feature variance does not show).
         p, t, std = [], [], []
-        for view in batch.views[:2]:
+        for view in two_views(self, batch):
             z = self.embed(encoder, self.projector, view, batch.widths)
             p.append(self.predictor(z))
             t.append(self.targets(encoder, view, batch.widths, z))
             std.append(F.normalize(z.detach().float(), dim=1).std(0).mean())
         loss = 0.5 * (normalized_mse(p[0], t[1]) + normalized_mse(p[1], t[0]))
         acc = 0.5 * (positive_top1(p[0], t[1]) + positive_top1(p[1], t[0]))
-        chance = torch.tensor(100.0 / len(p[0]), device=acc.device)
-        return loss, {"acc": acc, "chance": chance, "std": 0.5 * (std[0] + std[1])}
+        chance_ = chance(len(p[0]), acc)
+        return loss, {"acc": acc, "chance": chance_, "std": 0.5 * (std[0] + std[1])}
 
 
 class BYOL(SimSiam):

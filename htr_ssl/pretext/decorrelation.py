@@ -2,7 +2,7 @@
 
 No negatives: collapse is prevented by the loss itself (VICReg's variance/covariance terms,
 Barlow's off-diagonal term). The frames, projection head and instance mapping are SeqCLR's
-(seqclr.InstancePretext); only the loss differs. The head is an expander (wider than
+(instance.InstancePretext); only the loss differs. The head is an expander (wider than
 SeqCLR's projection), as both papers use: decorrelation needs dimensions to spread over.
 `acc` is the same top-1 retrieval of the positive among the batch's instances as SeqCLR's
 (chance = 100 / instances), which neither loss optimizes directly but both should raise.
@@ -16,11 +16,10 @@ import torch
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics
+from htr_ssl.pretext.base import Metrics, retrieval
+from htr_ssl.pretext.instance import InstanceOptions, InstancePretext
 from htr_ssl.pretext.losses.barlow import barlow_twins, cross_correlation
-from htr_ssl.pretext.losses.ntxent import positive_top1
 from htr_ssl.pretext.losses.vicreg import vicreg_terms
-from htr_ssl.pretext.seqclr import InstanceOptions, InstancePretext
 
 
 @dataclass
@@ -41,13 +40,9 @@ class VICReg(InstancePretext):
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         z1, z2 = self.instances(encoder, batch)
         t = vicreg_terms(z1, z2)
-        cfg = self.cfg
-        loss = (cfg.sim_weight * t.invariance + cfg.var_weight * t.variance
-                + cfg.cov_weight * t.covariance)
-        return loss, {"acc": positive_top1(z1, z2), "std": t.std,
-                      "inv": t.invariance.detach(), "var": t.variance.detach(),
-                      "cov": t.covariance.detach(),
-                      "chance": torch.tensor(100.0 / len(z1), device=z1.device)}
+        loss = t.total(self.cfg.sim_weight, self.cfg.var_weight, self.cfg.cov_weight)
+        return loss, {**retrieval(z1, z2), "std": t.std, "inv": t.invariance.detach(),
+                      "var": t.variance.detach(), "cov": t.covariance.detach()}
 
 
 @dataclass
@@ -69,5 +64,4 @@ class Barlow(InstancePretext):
         with torch.no_grad():
             corr = torch.diagonal(cross_correlation(z1, z2)).mean()
             std = 0.5 * (z1.float().std(0).mean() + z2.float().std(0).mean())
-        return loss, {"acc": positive_top1(z1, z2), "corr": corr, "std": std,
-                      "chance": torch.tensor(100.0 / len(z1), device=z1.device)}
+        return loss, {**retrieval(z1, z2), "corr": corr, "std": std}

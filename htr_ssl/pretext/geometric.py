@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext import ops
-from htr_ssl.pretext.base import Metrics, Pretext, accuracy, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, accuracy, chance, masked_mean, mlp
 
 ROTATION_MODES = ("line", "square")
 
@@ -55,7 +55,8 @@ class Rotation(Pretext):
         images, widths = self.transform(batch.images, batch.widths, label)
         frames, lengths = encoder(images, widths, self.cfg.contextual)
         logits = self.head(masked_mean(frames, lengths))
-        return F.cross_entropy(logits.float(), label), {"acc": accuracy(logits, label)}
+        return F.cross_entropy(logits.float(), label), {
+            "acc": accuracy(logits, label), "chance": chance(self.classes, logits)}
 
 
 FLIPS = ("none", "horizontal", "vertical", "both")
@@ -86,4 +87,5 @@ class Flip(Pretext):
         frames, lengths = encoder(self.transform(batch.images, batch.widths, label),
                                   batch.widths, self.cfg.contextual)
         logits = self.head(masked_mean(frames, lengths))
-        return F.cross_entropy(logits.float(), label), {"acc": accuracy(logits, label)}
+        return F.cross_entropy(logits.float(), label), {
+            "acc": accuracy(logits, label), "chance": chance(len(FLIPS), logits)}

@@ -36,7 +36,8 @@ from torch import nn
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext
+from htr_ssl.models.ops import valid_mask
+from htr_ssl.pretext.base import Metrics, Pretext, chance
 from htr_ssl.pretext.losses.masked import candidate_logits, candidate_top1, masked_infonce
 
 
@@ -74,8 +75,7 @@ def span_mask(frame_lengths: torch.Tensor, frames: int, ratio: float, span: int)
     room = (n - span).clamp(min=0) + 1  # number of possible starts
     starts = (torch.rand(len(n), int(count.max()), device=device) * room[:, None]).long()
     idx = starts[..., None] + torch.arange(span, device=device)  # (B, S, span)
-    keep = (torch.arange(starts.shape[1], device=device)[None, :, None] < count[:, None, None]) \
-        & (idx < n[:, None, None])
+    keep = valid_mask(count, starts.shape[1])[:, :, None] & (idx < n[:, None, None])
     hits = torch.zeros(len(n), frames + span, dtype=torch.long, device=device)
     hits.scatter_add_(1, idx.flatten(1), keep.flatten(1).long())
     return hits[:, :frames] > 0
@@ -136,7 +136,7 @@ class Masked(Pretext):
         q = self.query(context[mask])
         t = self.target(visual.detach()[mask])
         k = min(self.cfg.distractors, len(q) - 1)
-        metrics = {"chance": torch.tensor(100.0 / (k + 1), device=q.device),
+        metrics = {"chance": chance(k + 1, q),
                    "masked": mask.sum() / n_frames.sum() * 100}
         if k == 0:  # a single masked frame: nothing to tell it from
             return q.sum() * 0.0, {"acc": torch.tensor(100.0, device=q.device), **metrics}

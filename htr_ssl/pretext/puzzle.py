@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext import ops
-from htr_ssl.pretext.base import Metrics, Pretext, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, chance, mlp
 
 MAX_JIGSAW_STRIPS = 9  # the set is chosen from all n! permutations: 9! = 362,880 is still quick
 GREEDY_WORK = 20_000_000  # restarts of the greedy search while n! * n * K * restarts stays under
@@ -165,8 +165,9 @@ class _StripPuzzle(Pretext):
         return ops.strip_means(frames, ops.permuted_bounds(bounds, perm)), keep
 
 
-def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` over the lines in `keep` (0 when none: the batch is then skipped)."""
+def _mean_over_kept(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over the lines in `keep` (0 when none: the batch is then skipped);
+    not base.masked_mean, which averages frames within each line."""
     keep = keep.to(values.dtype)
     return (values * keep).sum() / keep.sum().clamp(min=1)
 
@@ -197,9 +198,10 @@ class Jigsaw(_StripPuzzle):
         label = torch.randint(len(self.perms), (len(batch.widths),), device=batch.images.device)
         feats, keep = self.strip_features(encoder, batch, self.perms[label])
         logits = self.head(feats.flatten(1))
-        loss = _masked_mean(F.cross_entropy(logits.float(), label, reduction="none"), keep)
+        loss = _mean_over_kept(F.cross_entropy(logits.float(), label, reduction="none"), keep)
         hit = (logits.detach().argmax(-1) == label).float()
-        return loss, {"acc": _masked_mean(hit, keep).detach() * 100, "short": _short(keep)}
+        return loss, {"acc": _mean_over_kept(hit, keep).detach() * 100,
+                      "chance": chance(len(self.perms), hit), "short": _short(keep)}
 
 
 class Sorting(_StripPuzzle):
@@ -227,8 +229,8 @@ class Sorting(_StripPuzzle):
         ce = F.cross_entropy(logits.float().reshape(b * n, n), perm.reshape(-1),
                              reduction="none").view(b, n).mean(1)
         hit = (logits.detach().argmax(-1) == perm).float()
-        return _masked_mean(ce, keep), {
-            "acc": _masked_mean(hit.mean(1), keep).detach() * 100,
-            "order_acc": _masked_mean(hit.min(1).values, keep).detach() * 100,
-            "short": _short(keep),
+        return _mean_over_kept(ce, keep), {
+            "acc": _mean_over_kept(hit.mean(1), keep).detach() * 100,
+            "order_acc": _mean_over_kept(hit.min(1).values, keep).detach() * 100,
+            "chance": chance(n, hit), "short": _short(keep),
         }

@@ -12,9 +12,9 @@ import torch
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
-from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp
+from htr_ssl.pretext.base import Metrics, Pretext, masked_mean, mlp, retrieval, two_views
 from htr_ssl.pretext.gather import gather_with_grad
-from htr_ssl.pretext.losses.ntxent import nt_xent, positive_top1
+from htr_ssl.pretext.losses.ntxent import nt_xent
 
 
 @dataclass
@@ -39,13 +39,11 @@ class SimCLR(Pretext):
         self.head = mlp(encoder.dim(cfg.contextual), cfg.hidden, cfg.proj_dim)
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        if batch.views is None:
-            raise ValueError("simclr needs two augmented views per image (batch.views)")
-        b = batch.views.shape[1]
-        frames, lengths = encoder(batch.views[:2].flatten(0, 1), batch.widths.repeat(2),
+        views = two_views(self, batch)
+        b = views.shape[1]
+        frames, lengths = encoder(views.flatten(0, 1), batch.widths.repeat(2),
                                   self.cfg.contextual)
         z = self.head(masked_mean(frames, lengths)).unflatten(0, (2, b))
         z = gather_with_grad(z.transpose(0, 1)).transpose(0, 1)
         loss = nt_xent(z[0], z[1], self.cfg.temperature)
-        chance = torch.tensor(100.0 / z.shape[1], device=z.device)
-        return loss, {"acc": positive_top1(z[0], z[1]), "chance": chance}
+        return loss, retrieval(z[0], z[1])

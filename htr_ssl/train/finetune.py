@@ -27,7 +27,8 @@ from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
-from htr_ssl.train.loop import ParamGroup, TrainerConfig, fit
+from htr_ssl.train.loop import fit
+from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
 log = logging.getLogger(__name__)
 

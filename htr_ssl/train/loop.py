@@ -2,8 +2,8 @@
 
 The loop knows nothing of text or pretexts: it calls `loss_fn(model, batch) -> (loss, metrics)`
 and, every `val_every` steps, `validate(model) -> metrics`. Everything that decides the next
-step (weights, optimizer, schedule, RNG, data position) is in the checkpoint, so `resume`
-continues a run exactly.
+step (weights, optimizer, schedule, RNG, data position: `LoopState`) is in the checkpoint, so
+`resume` continues a run exactly. Read `_fit` top to bottom; `_Run` holds what one step needs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,11 @@ from htr_ssl.train.distributed import (
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import delayed, lr_lambda
-from htr_ssl.train.speed import autocast, check_precision, compile_model, pad_ratio
+from htr_ssl.train.speed import adamw, autocast, compile_model, pad_ratio, reuse_freed_memory
+from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = ("cosine", "step", "constant")
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
 
@@ -51,76 +51,24 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class TrainerConfig:
-    """`checkpoint_every`: steps between last.pt writes besides validations and the end (a
-    killed run loses at most that many steps; 0: only at validations). `deterministic`: torch's
-    deterministic kernels, so a resumed run ends with the same weights as an uninterrupted one
-    (on CPU; on CUDA as far as the ops allow). `compile`: torch.compile the encoder (helps on
-    GPUs; on the CPU the first steps are slow). Under torchrun, `sync_bn` makes BatchNorm use
-    global-batch statistics (GPUs and CPU), and `find_unused_parameters` (true, false or
-    auto: on for pretraining) lets DDP handle parameters a step leaves without gradient."""
+class LoopState:
+    """Where a run stands; saved (as a plain dict) in every checkpoint under "loop"."""
 
-    max_steps: int = 2000
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.01
-    step_every: int = 1000
-    step_gamma: float = 0.1
-    grad_clip: float = 5.0
-    precision: str = "bf16"
-    device: str = "auto"
-    val_every: int = 500
-    log_every: int = 10
-    checkpoint_every: int = 500
-    patience: int = 0
-    monitor: str = "cer"
-    monitor_mode: str = "min"
-    max_bad_steps: int = 10
-    seed: int = 0
-    progress: bool = True
-    deterministic: bool = False
-    compile: bool = False
-    sync_bn: bool = True
-    find_unused_parameters: bool | str = "auto"
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    evals_since_best: int = 0
+    skipped_steps: int = 0
+    skipped_samples: int = 0
+    unreadable: int = 0
+    stopped_early: bool = False
 
-    def __post_init__(self) -> None:
-        if self.find_unused_parameters not in (True, False, "auto"):
-            raise ValueError(f"trainer.find_unused_parameters={self.find_unused_parameters!r}; "
-                             "use true, false or auto")
-        check_precision(self.precision, "trainer.precision")
-        if self.monitor_mode not in ("min", "max"):
-            raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"trainer.schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        for option in ("lr", "weight_decay", "min_lr_ratio", "step_gamma", "grad_clip"):
-            value = getattr(self, option)
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value):
-                raise ValueError(f"trainer.{option}={value!r} must be a finite number")
-        for option in ("max_steps", "val_every", "log_every", "step_every", "max_bad_steps"):
-            if getattr(self, option) < 1:
-                raise ValueError(f"trainer.{option}={getattr(self, option)} must be >= 1")
-        for option in ("warmup_steps", "checkpoint_every", "patience", "weight_decay"):
-            if getattr(self, option) < 0:
-                raise ValueError(f"trainer.{option}={getattr(self, option)} must be >= 0")
-        for option in ("lr", "grad_clip", "step_gamma"):
-            if not getattr(self, option) > 0:
-                raise ValueError(f"trainer.{option}={getattr(self, option)} must be > 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"trainer.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
-
-
-@dataclass(frozen=True)
-class ParamGroup:
-    """Parameters whose names start with `prefix` train at `lr_scale` x the schedule's rate, and
-    not at all before step `start` (no gradient is computed for them then), after which their
-    rate ramps up over the trainer's warmup: how a pretrained encoder is fine-tuned."""
-
-    prefix: str
-    lr_scale: float = 1.0
-    start: int = 0
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> LoopState:
+        """A checkpoint's "loop" (one of an earlier version may lack later counters)."""
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
 
 @dataclass
@@ -194,159 +142,224 @@ def _fit(model: nn.Module, loss_fn: LossFn, loader: DataLoader, cfg: TrainerConf
          run_dir: Path, validate: ValidateFn | None, resume: Path | None,
          meta: dict[str, Any] | None, dist_info: DistInfo, signals: StopSignals,
          groups: tuple[ParamGroup, ...] = ()) -> FitResult:
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    device = resolve_device(cfg.device, dist_info.local_rank)
-    model.to(device)
-    if dist_info.enabled:
-        model = sync_batchnorm(model, device, cfg.sync_bn)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters")
-    base = lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio,
-                     cfg.step_every, cfg.step_gamma)
-    members = group_parameters(model, groups)
-    optimizer = torch.optim.AdamW([{"params": p} for p in members if p], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    factors = [base] + [delayed(base, g.start, cfg.warmup_steps, g.lr_scale) for g in groups]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, [f for f, p in zip(factors, members, strict=True) if p])
-    delayed_groups = [(g, p) for g, p in zip(groups, members[1:], strict=True) if g.start > 0]
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_metrics": {},
-             "evals_since_best": 0, "skipped_steps": 0, "skipped_samples": 0, "unreadable": 0,
-             "stopped_early": False}
-    if resume is not None:
-        _restore(resume, model, optimizer, scheduler, state)
-    else:
-        torch.manual_seed(cfg.seed)
-    if cfg.compile:
-        compile_model(model)
-    if dist_info.enabled:
-        ddp = wrap_ddp(_LossModule(model, loss_fn), device,
-                       bool(delayed_groups) or needs_find_unused(model,
-                                                                cfg.find_unused_parameters))
-
-        def compute(batch):
-            return ddp(batch)
-    else:
-
-        def compute(batch):
-            return loss_fn(model, batch)
-    logger = RunLogger(run_dir, enabled=dist_info.is_main)
-    meta = dict(meta or {})
-    better = (lambda a, b: a < b) if cfg.monitor_mode == "min" else (lambda a, b: a > b)
-
-    def snapshot(resumable: bool = True) -> dict[str, Any]:
-        """Everything the next step needs (last.pt), or without the optimizer state (best.pt:
-        about a third of the size; it is read for its weights, never resumed)."""
-        state_ = {"model": model.state_dict(), "scheduler": scheduler.state_dict(),
-                  "rng": checkpoint.rng_state(), "loop": dict(state), "trainer": asdict(cfg),
-                  **meta}
-        return {**state_, "optimizer": optimizer.state_dict()} if resumable else state_
-
-    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not (cfg.progress and
+    run = _Run(model, loss_fn, cfg, run_dir, meta, dist_info, groups, resume)
+    state = run.state
+    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not (cfg.progress and
                dist_info.is_main), dynamic_ncols=True, desc=run_dir.name)
-    bad_in_row, stop, interrupted = 0, bool(state["stopped_early"]), False
+    stop, interrupted = state.stopped_early, False
     if stop:
-        log.info("this run stopped early at step %d: nothing left to train", state["step"])
-    t0, seen, pads = time.perf_counter(), 0, []
+        log.info("this run stopped early at step %d: nothing left to train", state.step)
     batch_size = loader.batch_size or 1
-    model.train()
-    while state["step"] < cfg.max_steps and not stop and not interrupted:
-        loader.sampler.set_epoch(state["epoch"], start=state["batch_in_epoch"] * batch_size)
+    run.model.train()
+    while state.step < cfg.max_steps and not stop and not interrupted:
+        loader.sampler.set_epoch(state.epoch, start=state.batch_in_epoch * batch_size)
         for batch in loader:
-            state["batch_in_epoch"] += 1
-            pads.append(pad_ratio(batch))  # on the CPU copy: no device sync
-            batch = batch.to(device)
-            for group, members_ in delayed_groups:  # held still: no gradient, no update
-                for p in members_:
-                    p.requires_grad_(state["step"] >= group.start)
-            with autocast(device, cfg.precision):
-                loss, metrics = compute(batch)
-            finite = all_agree(bool(torch.isfinite(loss)), dist_info, device)
-            optimizer.zero_grad(set_to_none=True)
-            if finite:
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                bad_in_row = 0
-            else:
-                state["skipped_steps"] += 1
-                bad_in_row += 1
-                log.warning("non-finite loss at step %d: step skipped", state["step"])
-                if bad_in_row >= cfg.max_bad_steps:
-                    checkpoint.save(snapshot(), run_dir / "diverged.pt")
-                    raise TrainingDiverged(
-                        f"loss was NaN/inf for {bad_in_row} steps in a row (step "
-                        f"{state['step']}); lower trainer.lr, raise trainer.warmup_steps, try "
-                        "trainer.precision=fp32, or check the data for empty/garbled images. "
-                        f"State saved to {run_dir / 'diverged.pt'}.")
-                grad_norm = torch.tensor(float("nan"))
-            state["step"] += 1
-            state["skipped_samples"] += int(metrics.get("skipped", 0))
-            state["unreadable"] += getattr(batch, "dropped", 0)
-            seen += len(batch)
+            run.train_step(batch)
             bar.update(1)
-            step = state["step"]
+            step = state.step
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                loss = loss.detach()
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
-                scalars = {"loss": float(loss), "lr": scheduler.get_last_lr()[0],
-                           "grad_norm": float(grad_norm), "samples_per_s": rate,
-                           **{k: float(v) for k, v in metrics.items()}}
-                if pads and None not in pads:  # mean share of padded pixels since last log
-                    scalars["pad_ratio"] = sum(pads) / len(pads)
-                pads.clear()
-                logger.log("train", step, scalars)
-                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scalars['lr']:.1e}",
-                                sps=f"{rate:.0f}")
-            validating = validate is not None and (step % cfg.val_every == 0
-                                                   or step == cfg.max_steps)
-            if validating:
-                _check_weights(params, state["step"], run_dir, snapshot, dist_info)
-                stop = _validate(model, validate, cfg, state, logger, dist_info, better,
-                                 snapshot, best_path, device)
-                state["stopped_early"] = stop
-                model.train()
+                bar.set_postfix(run.log_train())
+            if validate is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                run.check_weights()
+                stop = state.stopped_early = run.validate(validate)
+                run.model.train()
             # any rank's signal stops every rank at this same step
-            interrupted = not all_agree(signals.signum is None, dist_info, device)
+            interrupted = not all_agree(signals.signum is None, dist_info, run.device)
             periodic = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
             if periodic or interrupted or stop or step == cfg.max_steps \
                     or step % cfg.val_every == 0:
-                _check_weights(params, state["step"], run_dir, snapshot, dist_info)
-                if dist_info.is_main:
-                    checkpoint.save(snapshot(), last_path)
+                run.check_weights()
+                run.save(run.last_path)
             if interrupted:
-                broadcast_flag(True, dist_info, device)  # a barrier: rank 0 has saved
+                broadcast_flag(True, dist_info, run.device)  # a barrier: rank 0 has saved
             if step >= cfg.max_steps or stop or interrupted:
                 break
         else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
+            state.epoch += 1
+            state.batch_in_epoch = 0
     bar.close()
-    logger.close()
-    for _, members_ in delayed_groups:
-        for p in members_:
-            p.requires_grad_(True)
-    if dist_info.is_main and not last_path.exists():  # a fork whose schedule was already done
-        checkpoint.save(snapshot(), last_path)
+    run.close()
     if interrupted:
         signum = signals.signum or signal.SIGTERM
-        log.warning("%s received: saved %s at step %d", signal.Signals(signum).name, last_path,
-                    state["step"])
-        raise TrainingInterrupted(signum, state["step"], last_path)
-    if state["skipped_steps"]:
-        log.warning("%d steps were skipped for non-finite loss", state["skipped_steps"])
-    if state["skipped_samples"]:
+        log.warning("%s received: saved %s at step %d", signal.Signals(signum).name,
+                    run.last_path, state.step)
+        raise TrainingInterrupted(signum, state.step, run.last_path)
+    _warn_left_out(state)
+    return FitResult(state.step, state.best, state.best_metrics, run.last_path,
+                     run.best_path if run.best_path.exists() else None, stop,
+                     state.skipped_steps, state.skipped_samples)
+
+
+class _Run:
+    """The model, its optimizer and schedule, the loop's state and its logger: one optimizer
+    step, one validation, one checkpoint at a time."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, cfg: TrainerConfig, run_dir: Path,
+                 meta: dict[str, Any] | None, dist_info: DistInfo,
+                 groups: tuple[ParamGroup, ...], resume: Path | None) -> None:
+        self.cfg, self.run_dir, self.dist_info = cfg, run_dir, dist_info
+        self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
+        self.device = resolve_device(cfg.device, dist_info.local_rank)
+        if self.device.type == "cpu" and cfg.reuse_memory:
+            reuse_freed_memory()
+        model.to(self.device)
+        if dist_info.enabled:
+            model = sync_batchnorm(model, self.device, cfg.sync_bn)
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the model has no trainable parameters")
+        base = lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio,
+                         cfg.step_every, cfg.step_gamma)
+        members = group_parameters(model, groups)
+        self.optimizer = adamw([{"params": p} for p in members if p], self.device, cfg.lr,
+                               cfg.weight_decay)
+        factors = [base] + [delayed(base, g.start, cfg.warmup_steps, g.lr_scale)
+                            for g in groups]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, [f for f, p in zip(factors, members, strict=True) if p])
+        self.delayed_groups = [(g, p) for g, p in zip(groups, members[1:], strict=True)
+                               if g.start > 0]
+        self.state = LoopState()
+        if resume is not None:
+            _restore(resume, model, self.optimizer, self.scheduler, self.state)
+        else:
+            torch.manual_seed(cfg.seed)
+        if cfg.compile:
+            compile_model(model)
+        if dist_info.enabled:
+            find_unused = bool(self.delayed_groups) or needs_find_unused(
+                model, cfg.find_unused_parameters)
+            self.compute: LossFn | Callable[[Any], Any] = wrap_ddp(
+                _LossModule(model, loss_fn), self.device, find_unused)
+        else:
+            self.compute = lambda batch: loss_fn(model, batch)
+        self.logger = RunLogger(run_dir, enabled=dist_info.is_main)
+        self.meta = dict(meta or {})
+        self.bad_in_row, self.seen, self.pads, self.t0 = 0, 0, [], time.perf_counter()
+        self.loss, self.metrics = torch.tensor(0.0), {}
+        self.grad_norm = torch.tensor(float("nan"))
+
+    def snapshot(self, resumable: bool = True) -> dict[str, Any]:
+        """Everything the next step needs (last.pt), or without the optimizer state (best.pt:
+        about a third of the size; it is read for its weights, never resumed)."""
+        state = {"model": self.model.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": checkpoint.rng_state(), "loop": asdict(self.state),
+                 "trainer": asdict(self.cfg), **self.meta}
+        return {**state, "optimizer": self.optimizer.state_dict()} if resumable else state
+
+    def save(self, path: Path, resumable: bool = True) -> None:
+        if self.dist_info.is_main:
+            checkpoint.save(self.snapshot(resumable), path)
+
+    def train_step(self, batch: Any) -> None:
+        """One optimizer step on `batch`, or a skipped one when the loss is not finite (on any
+        rank); too many skipped in a row raise TrainingDiverged with the state saved."""
+        cfg, state = self.cfg, self.state
+        state.batch_in_epoch += 1
+        self.pads.append(pad_ratio(batch))  # on the CPU copy: no device sync
+        batch = batch.to(self.device)
+        for group, members in self.delayed_groups:  # held still: no gradient, no update
+            for p in members:
+                p.requires_grad_(state.step >= group.start)
+        with autocast(self.device, cfg.precision):
+            loss, metrics = self.compute(batch)
+        finite = all_agree(bool(torch.isfinite(loss)), self.dist_info, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        if finite:
+            loss.backward()
+            self.grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.bad_in_row = 0
+        else:
+            state.skipped_steps += 1
+            self.bad_in_row += 1
+            log.warning("non-finite loss at step %d: step skipped", state.step)
+            if self.bad_in_row >= cfg.max_bad_steps:
+                self.save(self.run_dir / "diverged.pt")
+                raise TrainingDiverged(
+                    f"loss was NaN/inf for {self.bad_in_row} steps in a row (step "
+                    f"{state.step}); lower trainer.lr, raise trainer.warmup_steps, try "
+                    "trainer.precision=fp32, or check the data for empty/garbled images. "
+                    f"State saved to {self.run_dir / 'diverged.pt'}.")
+            self.grad_norm = torch.tensor(float("nan"))
+        state.step += 1
+        state.skipped_samples += int(metrics.get("skipped", 0))
+        state.unreadable += getattr(batch, "dropped", 0)
+        self.seen += len(batch)
+        self.loss, self.metrics = loss, metrics
+
+    def log_train(self) -> dict[str, str]:
+        """Log the last step's scalars; returns the progress bar's summary."""
+        loss = float(self.loss.detach())
+        rate = self.seen / max(time.perf_counter() - self.t0, 1e-9)
+        scalars = {"loss": loss, "lr": self.scheduler.get_last_lr()[0],
+                   "grad_norm": float(self.grad_norm), "samples_per_s": rate,
+                   **{k: float(v) for k, v in self.metrics.items()}}
+        if self.pads and None not in self.pads:  # mean share of padded pixels since last log
+            scalars["pad_ratio"] = sum(self.pads) / len(self.pads)
+        self.pads.clear()
+        self.logger.log("train", self.state.step, scalars)
+        return {"loss": f"{loss:.3f}", "lr": f"{scalars['lr']:.1e}", "sps": f"{rate:.0f}"}
+
+    def validate(self, validate: ValidateFn) -> bool:
+        """Validate on rank 0, keep best.pt, and decide (for every rank) whether to stop."""
+        cfg, state, stop = self.cfg, self.state, False
+        if self.dist_info.is_main:
+            self.model.eval()
+            with torch.no_grad(), autocast(self.device, cfg.precision):
+                metrics = validate(self.model)
+            self.logger.log("val", state.step, metrics)
+            value = metrics.get(cfg.monitor)
+            if value is None or not math.isfinite(value):
+                raise KeyError(f"validation returned no finite {cfg.monitor!r}; got {metrics}")
+            if state.best is None or (value < state.best if cfg.monitor_mode == "min"
+                                      else value > state.best):
+                state.best, state.best_metrics, state.evals_since_best = value, dict(metrics), 0
+                self.save(self.best_path, resumable=False)
+            else:
+                state.evals_since_best += 1
+            log.info("step %d: %s", state.step,
+                     " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+            stop = cfg.patience > 0 and state.evals_since_best >= cfg.patience
+            if stop:
+                log.info("early stop: %s did not improve for %d validations", cfg.monitor,
+                         cfg.patience)
+        return broadcast_flag(stop, self.dist_info, self.device)
+
+    def check_weights(self) -> None:
+        """TrainingDiverged when a weight is NaN/inf, before it is saved as best.pt or
+        last.pt: steps with a finite loss can still blow the weights up (a learning rate far
+        too high), and such a run must not end as a finished one. Every rank checks the same
+        (synced) weights."""
+        if all(bool(torch.isfinite(p).all()) for p in self.params):
+            return
+        self.save(self.run_dir / "diverged.pt")
+        raise TrainingDiverged(
+            f"the weights became NaN/inf by step {self.state.step} although the loss was "
+            "finite; lower trainer.lr, raise trainer.warmup_steps or lower trainer.grad_clip. "
+            f"State saved to {self.run_dir / 'diverged.pt'}.")
+
+    def close(self) -> None:
+        self.logger.close()
+        for _, members in self.delayed_groups:
+            for p in members:
+                p.requires_grad_(True)
+        if not self.last_path.exists():  # a fork whose schedule was already done
+            self.save(self.last_path)
+
+
+def _warn_left_out(state: LoopState) -> None:
+    if state.skipped_steps:
+        log.warning("%d steps were skipped for non-finite loss", state.skipped_steps)
+    if state.skipped_samples:
         log.warning("%d times a training sample was left out of the loss (e.g. an image too "
                     "narrow for its transcription under CTC; the warning before training names "
-                    "them)", state["skipped_samples"])
-    if state["unreadable"]:
+                    "them)", state.skipped_samples)
+    if state.unreadable:
         log.warning("%d unreadable images were left out of training (see the warnings naming "
-                    "them; data.strict_images=true makes this an error)", state["unreadable"])
-    return FitResult(state["step"], state["best"], state["best_metrics"], last_path,
-                     best_path if best_path.exists() else None, stop, state["skipped_steps"],
-                     state["skipped_samples"])
+                    "them; data.strict_images=true makes this an error)", state.unreadable)
 
 
 def group_parameters(model: nn.Module, groups: tuple[ParamGroup, ...]
@@ -364,23 +377,8 @@ def group_parameters(model: nn.Module, groups: tuple[ParamGroup, ...]
     return members
 
 
-def _check_weights(params: list[nn.Parameter], step: int, run_dir: Path,
-                   snapshot: Callable[[], dict[str, Any]], dist_info: DistInfo) -> None:
-    """TrainingDiverged when a weight is NaN/inf, before it is saved as best.pt or last.pt:
-    steps with a finite loss can still blow the weights up (a learning rate far too high), and
-    such a run must not end as a finished one. Every rank checks the same (synced) weights."""
-    if all(bool(torch.isfinite(p).all()) for p in params):
-        return
-    if dist_info.is_main:
-        checkpoint.save(snapshot(), run_dir / "diverged.pt")
-    raise TrainingDiverged(
-        f"the weights became NaN/inf by step {step} although the loss was finite; lower "
-        f"trainer.lr, raise trainer.warmup_steps or lower trainer.grad_clip. State saved to "
-        f"{run_dir / 'diverged.pt'}.")
-
-
 def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, state: dict[str, Any]) -> None:
+             scheduler: Any, state: LoopState) -> None:
     """Load everything that decides the next step, or say which part does not fit."""
     ckpt = checkpoint.load(resume)
     missing = [k for k in ("optimizer", "scheduler", "rng", "loop") if k not in ckpt]
@@ -403,8 +401,9 @@ def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             f"the optimizer state in {resume} does not fit this run ({err}); resume with the same "
             "trainable layers as the run that wrote it (e.g. the same finetune.mode)") from err
     checkpoint.set_rng_state(ckpt["rng"])
-    state.update(ckpt["loop"])
-    log.info("resumed %s at step %d", resume, state["step"])
+    for key, value in asdict(LoopState.from_dict(ckpt["loop"])).items():
+        setattr(state, key, value)
+    log.info("resumed %s at step %d", resume, state.step)
 
 
 class _LossModule(nn.Module):
@@ -416,29 +415,3 @@ class _LossModule(nn.Module):
 
     def forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         return self.loss_fn(self.model, batch)
-
-
-def _validate(model, validate, cfg, state, logger, dist_info, better, snapshot, best_path,
-              device) -> bool:
-    """Run validation on rank 0, keep best.pt, and decide (for every rank) whether to stop."""
-    stop = False
-    if dist_info.is_main:
-        model.eval()
-        with torch.no_grad(), autocast(device, cfg.precision):
-            metrics = validate(model)
-        logger.log("val", state["step"], metrics)
-        value = metrics.get(cfg.monitor)
-        if value is None or not math.isfinite(value):
-            raise KeyError(f"validation returned no finite {cfg.monitor!r}; got {metrics}")
-        if state["best"] is None or better(value, state["best"]):
-            state.update(best=value, best_metrics=dict(metrics), evals_since_best=0)
-            checkpoint.save(snapshot(resumable=False), best_path)
-        else:
-            state["evals_since_best"] += 1
-        log.info("step %d: %s", state["step"],
-                 " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
-        stop = cfg.patience > 0 and state["evals_since_best"] >= cfg.patience
-        if stop:
-            log.info("early stop: %s did not improve for %d validations", cfg.monitor,
-                     cfg.patience)
-    return broadcast_flag(stop, dist_info, device)

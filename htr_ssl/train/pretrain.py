@@ -36,7 +36,8 @@ from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
-from htr_ssl.train.loop import TrainerConfig, fit
+from htr_ssl.train.loop import fit
+from htr_ssl.train.trainer_config import TrainerConfig
 
 log = logging.getLogger(__name__)
 

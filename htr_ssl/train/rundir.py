@@ -25,7 +25,7 @@ LOCK = ".lock"
 HARMLESS = frozenset({
     "data.num_workers", "data.eval_batch_size", "data.crop_cache", "data.strict_images",
     "trainer.progress", "trainer.device", "trainer.log_every", "trainer.checkpoint_every",
-    "trainer.compile",
+    "trainer.compile", "trainer.reuse_memory",
 })
 
 _held: dict[Path, tuple[int, int]] = {}  # folder -> (lock file descriptor, nesting depth)

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError, apply_oov_policy, report_oov
+from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
+from htr_ssl.data.oov import apply_oov_policy, report_oov
 from htr_ssl.data.sample import Sample
 
 

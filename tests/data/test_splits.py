@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from htr_ssl.data.readers.common import read_id_list
 from htr_ssl.data.sample import Sample
 from htr_ssl.data.splits import (
     drop_empty,
     label_subset,
-    read_id_list,
     write_ids,
     writer_disjoint_split,
 )

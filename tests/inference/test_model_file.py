@@ -60,3 +60,31 @@ def test_reading_a_model_imports_no_training_code(reader_checkpoint):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("head,method", [("ctc", "greedy"), ("ctc", "beam")])
+def test_an_export_reads_on_the_fused_cpu_path_as_on_the_plain_one(reader_checkpoint, tmp_path,
+                                                                   head, method):
+    """htr-ssl-predict's reading of an export: the fused CPU path (the default in eval mode)
+    gives the checkpoint's text and confidences, as the plain blocks do."""
+    from htr_ssl.eval.evaluate import DecodeConfig, Transcriber
+    from htr_ssl.models import cpu_inference
+
+    export_recognizer(load(reader_checkpoint), tmp_path / "m.safetensors")
+    images, widths = torch.rand(4, 1, 32, 120), torch.tensor([120, 96, 64, 40])
+    decode = DecodeConfig(head=head, method=method, beam_size=4)
+    out = {}
+    for name, path, fused in (("export", tmp_path / "m.safetensors", True),
+                              ("checkpoint", reader_checkpoint, True),
+                              ("plain", reader_checkpoint, False)):
+        model, alphabet, _ = load_recognizer(path)
+        model.encoder.set_fused(fused)
+        out[name] = Transcriber(model.eval(), alphabet, decode, "fp32").read(images, widths)
+        fused_here = fused and torch.backends.mkldnn.is_available()
+        assert (model.encoder in cpu_inference._CACHE) == fused_here
+    texts = {name: [r.text for r in readings] for name, readings in out.items()}
+    assert texts["export"] == texts["checkpoint"] == texts["plain"]
+    assert any(texts["plain"])  # the lines read as some text
+    for a, b in zip(out["export"], out["plain"], strict=True):
+        assert abs(a.confidence - b.confidence) < 1e-3
+        assert [w.text for w in a.words] == [w.text for w in b.words]

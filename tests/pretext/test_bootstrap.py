@@ -145,5 +145,5 @@ def test_user_errors_name_the_option(lines):
     with pytest.raises(ValueError, match=r"pretext\.simsiam\.instances"):
         SimSiamConfig(instances="frames")
     encoder = build_encoder(ENCODER)
-    with pytest.raises(ValueError, match="2 aligned views"):
+    with pytest.raises(ValueError, match="simsiam needs two aligned views"):
         SimSiam(small("simsiam"), encoder)(encoder, to_batch(lines[:2], 1))

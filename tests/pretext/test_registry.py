@@ -27,6 +27,8 @@ def test_forward_backward_reaches_the_encoder(name, lines):
     loss, metrics = model(batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
     assert all(v.dim() == 0 for v in metrics.values()), metrics
+    # its own task is always read against guessing (reports put the two side by side)
+    assert 0 < float(metrics[f"{name}/chance"]) < 100 and f"{name}/acc" in metrics
     loss.backward()
     grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)

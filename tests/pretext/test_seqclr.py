@@ -13,16 +13,15 @@ from pretext_lines import to_batch
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.decorrelation import BarlowConfig, VICRegConfig
-from htr_ssl.pretext.seqclr import (
+from htr_ssl.pretext.instance import (
     ProjectionHead,
-    SeqCLR,
-    SeqCLRConfig,
     all_to_instance,
     map_instances,
     sample_frames,
     window_to_instance,
     window_weights,
 )
+from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.pretext.simclr import SimCLRConfig
 
 LENGTHS = torch.tensor([12, 7, 3])

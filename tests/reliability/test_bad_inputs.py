@@ -48,7 +48,8 @@ from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import TrainJob, loss_fn, report_too_narrow, train_recognizer
-from htr_ssl.train.loop import TrainerConfig, TrainingDiverged, fit
+from htr_ssl.train.loop import TrainingDiverged, fit
+from htr_ssl.train.trainer_config import TrainerConfig
 
 Names = Callable[[SimpleNamespace], Sequence[str]]
 

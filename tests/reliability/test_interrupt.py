@@ -25,7 +25,9 @@ from htr_ssl.data.pipeline import DataConfig, make_loader
 from htr_ssl.data.sample import Sample
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import train_recognizer
-from htr_ssl.train.loop import TrainerConfig, TrainingInterrupted, fit
+from htr_ssl.train.interrupt import TrainingInterrupted
+from htr_ssl.train.loop import fit
+from htr_ssl.train.trainer_config import TrainerConfig
 
 STEPS = 12
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",

@@ -86,12 +86,16 @@ def test_resume_with_other_options_leaves_the_run_alone(tiny_lines, tmp_path, cl
     assert checkpoint.load(fork / "last.pt")["loop"]["step"] == 2  # continued from step 1
 
 
-def test_unwritable_hydra_run_dir_is_one_line(tmp_path, cli):
+@pytest.mark.parametrize("command", ["train", "experiment"])
+def test_unwritable_hydra_run_dir_is_one_line(command, tmp_path, cli):
+    """The experiment's folder names `${hydra:runtime.choices.data}`: checked all the same."""
     (tmp_path / "results").write_text("a file, not a folder")
-    proc = cli("train", f"hydra.run.dir={tmp_path / 'results' / 'run'}", cwd=tmp_path)
+    where = (f"hydra.run.dir={tmp_path / 'results' / 'run'}" if command == "train"
+             else f"root={tmp_path / 'results'}")
+    proc = cli(command, where, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith(f"error: cannot write to the output folder "
-                                  f"{tmp_path / 'results' / 'run'}")
+                                  f"{tmp_path / 'results'}")
     assert "Fix: choose a writable folder (hydra.run.dir=...)" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

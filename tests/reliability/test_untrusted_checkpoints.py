@@ -25,7 +25,7 @@ DATA = ["data=folder", "data.height=32", "data.num_workers=0", "trainer.max_step
 def entry_points(tiny: Path, image: Path, evil: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     """Every command line that loads a checkpoint, with `evil` where the checkpoint goes."""
     data = [*DATA, f"data.root={tiny}"]
-    pre = tmp / "exp" / "pretrain" / "tiny"  # the experiment pretrains in <pre>/rotation
+    pre = tmp / "exp" / "pretrain" / "tiny"  # experiment's pretraining folder: <dir>/<stage>
     return {
         "eval": ("evaluate", f"checkpoint={evil}", f"hydra.run.dir={tmp / 'h'}"),
         "predict": ("predict", f"checkpoint={evil}", f"inputs=[{image}]", f"out={tmp / 'o.tsv'}",
@@ -38,8 +38,8 @@ def entry_points(tiny: Path, image: Path, evil: Path, tmp: Path) -> dict[str, tu
         "train-resume-auto": ("train", *data, "resume=auto", f"hydra.run.dir={evil.parent}"),
         "pretrain-resume": ("pretrain", *data, f"resume={evil}"),
         "experiment-pretraining": ("experiment", *data, "method=rotation", "dataset=tiny",
-                                   f"root={tmp / 'exp'}", f"pretrain.dir={pre}",
-                                   "pretrain.trainer.max_steps=1",
+                                   "pretrain.trainer.max_steps=1", f"root={tmp / 'exp'}",
+                                   f"pretrain.dir={pre}",
                                    f"hydra.run.dir={tmp / 'exp' / 'cell'}"),
     }
 

@@ -37,7 +37,8 @@ from htr_ssl.pretext.model import loss_fn as pretext_loss
 from htr_ssl.pretext.seqclr import SeqCLRConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import DistInfo
-from htr_ssl.train.loop import TrainerConfig, fit
+from htr_ssl.train.loop import fit
+from htr_ssl.train.trainer_config import TrainerConfig
 
 WORLD, BATCH, LR = 2, 8, 1e-3
 ENCODER = EncoderConfig("small", 32, lstm_hidden=16, dropout=0.0)

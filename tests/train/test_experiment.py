@@ -15,8 +15,8 @@ from htr_ssl.models.recognizer import RecognizerConfig
 from htr_ssl.pretext.registry import pretext_config
 from htr_ssl.train.experiment import Cell, Stage, run_cell
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob
-from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob
+from htr_ssl.train.trainer_config import TrainerConfig
 
 ENC = EncoderConfig("small", 32, lstm_hidden=32)
 

@@ -14,7 +14,7 @@ from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
-from htr_ssl.train.loop import TrainerConfig
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def _job(root, run_dir, steps=6, **kw) -> TrainJob:

@@ -13,7 +13,8 @@ from htr_ssl.data.pipeline import DataConfig, make_loader
 from htr_ssl.data.sample import Sample
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.train import checkpoint
-from htr_ssl.train.loop import TrainerConfig, TrainingDiverged, fit
+from htr_ssl.train.loop import TrainingDiverged, fit
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 class Toy(nn.Module):
@@ -138,7 +139,7 @@ def test_unreadable_images_are_counted_not_fatal(loader, tmp_path, caplog):
 def test_param_group_is_held_still_until_its_start_step(tmp_path, loader):
     """A delayed group gets no update before its start step, then moves; the others move from
     the first step; a prefix that matches nothing is an error."""
-    from htr_ssl.train.loop import ParamGroup
+    from htr_ssl.train.trainer_config import ParamGroup
 
     torch.manual_seed(0)
     model = Toy()

@@ -12,8 +12,8 @@ from PIL import Image
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.loop import TrainerConfig
 from htr_ssl.train.pretrain import PretrainJob, unlabeled_splits
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def _job(data: DataConfig, splits: tuple[str, ...] = ("auto",)) -> PretrainJob:

@@ -1,4 +1,5 @@
-"""Speed options that must not change results: loader workers, compile, the padding measure."""
+"""Speed options that must not change results: loader workers, compile, the padding measure,
+fused AdamW, the allocator setting."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from htr_ssl.data.pipeline import DataConfig, init_worker, make_loader
 from htr_ssl.data.sample import Batch, Sample
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.train.distributed import needs_find_unused
-from htr_ssl.train.loop import TrainerConfig
-from htr_ssl.train.speed import compile_model, pad_ratio
+from htr_ssl.train.speed import adamw, compile_model, pad_ratio, reuse_freed_memory
+from htr_ssl.train.trainer_config import TrainerConfig
 
 
 @pytest.fixture()
@@ -101,3 +102,31 @@ def test_find_unused_parameters_option():
     assert needs_find_unused(nn.Linear(1, 1), True)
     with pytest.raises(ValueError, match=r"trainer\.find_unused_parameters"):
         TrainerConfig(find_unused_parameters="sometimes")
+
+
+def test_fused_adamw_matches_adamw():
+    """The CPU's fused AdamW takes the same steps as the per-op one, to float rounding."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(8, 4), nn.Linear(8, 4)
+    b.load_state_dict(a.state_dict())
+    fused = adamw(a.parameters(), torch.device("cpu"), lr=0.01)
+    plain = torch.optim.AdamW(b.parameters(), lr=0.01)
+    assert fused.defaults["fused"]
+    for _ in range(3):
+        x = torch.randn(5, 8)
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_reuse_freed_memory_keeps_results():
+    """The allocator setting applies on glibc (a no-op elsewhere) and changes no result."""
+    x = torch.randn(3, 2000, 2000)  # above glibc's mmap threshold
+    before = (x @ x).sum()
+    applied = reuse_freed_memory()
+    assert isinstance(applied, bool)
+    torch.testing.assert_close((x @ x).sum(), before)
+    assert TrainerConfig().reuse_memory

@@ -244,3 +244,15 @@ def report_skipped(notes: Sequence[str], why: str, where: Path) -> None:
 def distinct(points: Sequence[tuple[int, int]]) -> int:
     """How many different points a polygon has: fewer than 3 enclose nothing."""
     return len(set(points))
+
+
+def read_id_list(path: Path) -> list[str]:
+    """One id per line (blank lines and `#` comments ignored), e.g. Aachen `*.uttlist` files."""
+    out = []
+    for lineno, raw in data_rows(Path(path)):
+        line = raw.strip()
+        if len(line.split()) > 1 or not line.isprintable():
+            raise format_error(Path(path), lineno, "expected one sample or form id per line", raw,
+                               fix="put one id per line (e.g. a01-000u), nothing else")
+        out.append(line)
+    return out

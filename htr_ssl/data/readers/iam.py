@@ -23,10 +23,10 @@ from htr_ssl.data.readers.common import (
     format_error,
     keep_existing,
     parse_xml,
+    read_id_list,
     require,
 )
 from htr_ssl.data.sample import Sample
-from htr_ssl.data.splits import read_id_list
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ from HersheyFonts import HersheyFonts
 HERSHEY_WEIGHTS: dict[str, float] = {
     "cursive": 3.0, "scripts": 3.0, "scriptc": 2.0, "timesi": 0.7, "futural": 0.3,
 }
+Box = tuple[int, int, int, int]  # a token's box on the line: x0, y0, x1, y1, end-exclusive
+UNITS_PER_HEIGHT = 40.0  # font units mapped onto the nominal line height (Hershey and TTF)
 TTF_WEIGHT = 2.0
 HANDWRITING_HINTS = (
     "hand", "script", "kristi", "breip", "dancing", "dkg", "cursive", "pen", "brush",

@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 
 from htr_ssl.data.synthetic.corpus import Unit
-from htr_ssl.data.synthetic.fonts import hershey_glyphs, is_hershey
+from htr_ssl.data.synthetic.fonts import UNITS_PER_HEIGHT, Box, hershey_glyphs, is_hershey
 from htr_ssl.data.synthetic.style import WriterStyle
+from htr_ssl.data.synthetic.ttf import render_ttf_mask
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1, end-exclusive
-UNITS_PER_HEIGHT = 40.0  # font units mapped onto the nominal line height
 HERSHEY_BASELINE = 9.0
 
 
@@ -133,8 +132,6 @@ def render_line(
     if is_hershey(style.font):
         mask, boxes = render_hershey_mask(units, style, height, rng)
     else:
-        from htr_ssl.data.synthetic.ttf import render_ttf_mask
-
         mask, boxes = render_ttf_mask(units, style, height, rng)
     tokens = [t for u in units for t in u]
     return RenderedLine(finish(mask, style, rng), tokens, boxes, (style.ink + style.paper) // 2)

@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from htr_ssl.data.synthetic.corpus import Unit
+from htr_ssl.data.synthetic.fonts import UNITS_PER_HEIGHT, Box
 from htr_ssl.data.synthetic.style import WriterStyle
 
-Box = tuple[int, int, int, int]
 CAP_UNITS = 21.0  # a Hershey capital's height in font units, to size TTF text alike
 
 
@@ -64,8 +64,6 @@ def render_ttf_mask(
     units: list[Unit], style: WriterStyle, height: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[Box]]:
     """Ink mask (uint8, 255 = ink) of a line in a TTF/OTF font and its token boxes."""
-    from htr_ssl.data.synthetic.render import UNITS_PER_HEIGHT
-
     px = height / UNITS_PER_HEIGHT * style.size
     mask, boxes, base = _draw_glyphs(units, style, px, rng)
     mask = cv2.resize(mask, None, fx=style.x_scale, fy=1.0, interpolation=cv2.INTER_AREA)

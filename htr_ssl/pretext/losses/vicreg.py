@@ -19,6 +19,12 @@ class VicregTerms(NamedTuple):
     covariance: torch.Tensor  # sum of squared off-diagonal covariances / D, both views averaged
     std: torch.Tensor  # mean per-dimension std of the embeddings (detached): ~0 means collapse
 
+    def total(self, sim_weight: float = 25.0, var_weight: float = 25.0,
+              cov_weight: float = 1.0) -> torch.Tensor:
+        """The weighted loss; the defaults 25 / 25 / 1 are the paper's."""
+        return (sim_weight * self.invariance + var_weight * self.variance
+                + cov_weight * self.covariance)
+
 
 def _variance(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return F.relu(1.0 - torch.sqrt(z.var(dim=0) + eps)).mean()
@@ -45,6 +51,5 @@ def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor) -> VicregTerms:
 
 def vicreg(z1: torch.Tensor, z2: torch.Tensor, sim_weight: float = 25.0,
            var_weight: float = 25.0, cov_weight: float = 1.0) -> torch.Tensor:
-    """Weighted total; the defaults 25 / 25 / 1 are the paper's."""
-    t = vicreg_terms(z1, z2)
-    return sim_weight * t.invariance + var_weight * t.variance + cov_weight * t.covariance
+    """The weighted VICReg loss of z1, z2 (N, D)."""
+    return vicreg_terms(z1, z2).total(sim_weight, var_weight, cov_weight)
