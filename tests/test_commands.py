@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import initialize_config_dir
+from safetensors import safe_open
 
 from htr_ssl.cli._paths import CONFIG_DIR
 
@@ -48,23 +50,75 @@ def test_eval_with_beam_and_lexicon(trained, tmp_path):
     assert "CER" in proc.stdout and (out / "metrics.json").exists()
     assert json.loads((out / "metrics.json").read_text())["precision"] == "bf16"
     rows = (out / "predictions.tsv").read_text().splitlines()
-    assert rows[0] == "id\treference\thypothesis\tcer" and len(rows) > 1
-    # with a lexicon every hypothesis word is a lexicon word
+    assert rows[0] == "id\treference\thypothesis\tcer\tconfidence\tword_confidences"
+    assert len(rows) > 1
+    # with a lexicon every hypothesis word is a lexicon word, and has a confidence
     lexicon = set(words.read_text().split())
-    assert all(set(r.split("\t")[2].split()) <= lexicon for r in rows[1:])
+    for row in rows[1:]:
+        _, _, hyp, _, conf, word_confs = row.split("\t")
+        assert set(hyp.split()) <= lexicon and 0 <= float(conf) <= 1
+        assert len(word_confs.split()) == len(hyp.split())
+
+
+def test_eval_scores_any_labeled_set_as_a_whole(trained, tiny_lines, tmp_path):
+    other = tmp_path / "other lines"
+    other.mkdir()
+    for png in sorted(tiny_lines.glob("*.png"))[:10]:
+        for f in (png, png.with_suffix(".txt")):
+            (other / f.name).write_bytes(f.read_bytes())
+    proc = run("evaluate", f"checkpoint={trained / 'best.pt'}", "data=folder",
+               f"data.root={other}", cwd=tmp_path)
+    assert f"all of {other} (10 samples)" in proc.stdout
+    scores = json.loads((trained / "eval_other lines_all_ctc_greedy" / "metrics.json")
+                        .read_text())
+    assert scores["split"] == "all" and scores["n"] == 10
 
 
 def test_predict_folder_to_tsv(trained, tiny_lines, tmp_path):
     proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
                "out=pred.tsv", cwd=tmp_path)
     rows = (tmp_path / "pred.tsv").read_text().splitlines()
-    assert rows[0] == "path\ttext" and len(rows) == 31
-    assert "000.png" in proc.stdout
+    assert rows[0] == "path\tline\ttext\tconfidence\tword_confidences" and len(rows) == 31
+    assert "000.png" in proc.stdout and "written: pred.tsv (30 lines)" in proc.stdout
     paths = [r.split("\t")[0] for r in rows[1:]]  # read in width-sorted batches, written in
     assert paths == sorted(str(p) for p in tiny_lines.glob("*.png"))  # input order
     proc = run("predict", f"checkpoint={trained / 'best.pt'}", f"inputs=[{tiny_lines}]",
                "sort_window=0", cwd=tmp_path, ok=False)
     assert proc.returncode == 2 and "sort_window=0; use 1 or more" in proc.stderr
+
+
+def test_export_reads_as_the_checkpoint_and_shows_what_it_is(trained, tiny_lines, tmp_path):
+    """htr-ssl-export: weights and metadata, no optimizer, no paths; predict and eval take it
+    and read exactly what the checkpoint reads; htr-ssl-show prints what it is."""
+    proc = run("export", f"checkpoint={trained / 'best.pt'}", "out=m.safetensors", cwd=tmp_path)
+    model = tmp_path / "m.safetensors"
+    assert f"written: {Path('m.safetensors')}" in proc.stdout and "test CER" in proc.stdout
+    assert model.stat().st_size < 0.5 * (trained / "last.pt").stat().st_size
+    with safe_open(str(model), "pt") as f:
+        meta, keys = json.loads(f.metadata()["htr_ssl"]), set(f.keys())
+    assert keys == set(torch.load(trained / "best.pt", weights_only=True)["model"])
+    assert meta["data"]["dataset"] == "folder" and meta["test"]["split"] == "test"
+    assert meta["model_config"]["decoder"] == "ctc" and meta["torch_version"] == torch.__version__
+    assert str(tmp_path.anchor + "tmp") not in json.dumps(meta)  # no absolute paths
+    texts = {}
+    for name in ("best.pt", "m.safetensors"):
+        path = trained / name if name == "best.pt" else model
+        run("predict", f"checkpoint={path}", f"inputs=[{tiny_lines}]", f"out={name}.tsv",
+            cwd=tmp_path)
+        texts[name] = (tmp_path / f"{name}.tsv").read_text()
+    assert texts["best.pt"] == texts["m.safetensors"]
+    proc = run("show", str(model), cwd=tmp_path)
+    shown = yaml.safe_load(proc.stdout)
+    assert shown["kind"] == "recognizer" and shown["alphabet"]["size"] > 10
+    assert shown["test"]["n"] == 6 and shown["htr_ssl_version"]
+    proc = run("evaluate", f"checkpoint={model}", cwd=tmp_path, ok=False)
+    assert proc.returncode == 2 and "give the labeled set to score" in proc.stderr
+    proc = run("evaluate", f"checkpoint={model}", "data=folder", f"data.root={tiny_lines}",
+               cwd=tmp_path)
+    assert "all of" in proc.stdout and "(30 samples)" in proc.stdout
+    proc = run("export", f"checkpoint={trained / 'best.pt'}", "out=m.safetensors", cwd=tmp_path,
+               ok=False)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path):

@@ -1,20 +1,87 @@
-"""DictConfig -> plain dataclasses. The only place (with the entry points) that sees Hydra."""
+"""The one way into a console command (`command`), and DictConfig -> plain dataclasses. The
+only place (with the entry points) that sees Hydra."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from htr_ssl.cli._paths import CONFIG_DIR
+
 T = TypeVar("T")
+Task = Callable[[DictConfig], Any]
+
+
+def command(config: str, prog: str, positional: str | None = None) -> Callable[[Task], Callable]:
+    """`@hydra.main` of configs/<config>.yaml for the console command `prog`, and everything
+    each command needs around it, in one place:
+
+    - before Hydra: `--help` (the command's options with its config's comments), `--version`,
+      `positional` (`prog X` means `prog positional=X`), and a check of the options given,
+      so a typo, an unknown group choice or a missing required option is one line (exit 2)
+      and no run folder is made (htr_ssl.cli._checks);
+    - around the task: quiet library logging, user errors as one line (exit 2, `fail`), and a
+      run folder that a failed command made but wrote nothing of its own into is removed.
+    """
+
+    def wrap(task: Task) -> Callable:
+        @functools.wraps(task)
+        def guarded(cfg: DictConfig) -> Any:
+            quiet_logging()
+            try:
+                return task(cfg)
+            except user_errors() as err:
+                drop_empty_run_folder()
+                fail(err)
+            except BaseException:
+                drop_empty_run_folder()
+                raise
+
+        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR,
+                                config_name=config)(guarded)
+
+        @functools.wraps(task)
+        def main(*cfg: Any) -> Any:
+            if cfg:  # called with a config, as a @hydra.main function may be
+                return hydra_main(*cfg)
+            from htr_ssl.cli._checks import command_line
+
+            sys.argv = [sys.argv[0], *command_line(config, prog, sys.argv[1:], positional)]
+            return hydra_main()
+
+        return main
+
+    return wrap
+
+
+def drop_empty_run_folder() -> None:
+    """Remove the run folder Hydra made for this run when it holds only Hydra's own record
+    (.hydra/, the log file) and the run lock: a command that failed before doing any work
+    leaves nothing behind. A folder that existed before the run, or that holds anything the
+    run wrote, is kept."""
+    import shutil
+
+    from htr_ssl.cli import _callbacks
+
+    made = _callbacks.made_run_folder()
+    if made is None:
+        return
+    files = [p for p in made.rglob("*") if not p.is_dir()]
+    if all(".hydra" in p.relative_to(made).parts or p.suffix == ".log" or p.name == ".lock"
+           for p in files):
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any], prefix: str | None = None) -> T:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import hydra
 from hydra import compose
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.cli.experiment import stages
 from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig, load_samples
@@ -107,20 +105,16 @@ def heatmaps(cfg: DictConfig, out: Path, ccfg: DictConfig) -> list[Path]:
     return write_heatmaps(subjects, test, out / "heatmaps")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="demo")
+@command("demo", "python -m htr_ssl.cli.demo")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
     out = Path(cfg.out)
     t0 = time.perf_counter()
-    try:
-        ensure_data(to_dataclass(GenerateConfig, cfg.generate))
-        ccfg = run_cells(cfg, out)
-        records = collect_runs(out)
-        tables = metric_tables(records, ["wacc", "cer"])
-        paths = write_report(tables, out / "report", records=records)
-        sheets = heatmaps(cfg, out, ccfg)
-    except user_errors() as err:
-        fail(err)
+    ensure_data(to_dataclass(GenerateConfig, cfg.generate))
+    ccfg = run_cells(cfg, out)
+    records = collect_runs(out)
+    tables = metric_tables(records, ["wacc", "cer"])
+    paths = write_report(tables, out / "report", records=records)
+    sheets = heatmaps(cfg, out, ccfg)
     print(f"\nTest split, {time.perf_counter() - t0:.0f} s in all:\n")
     print(to_markdown(tables))
     print(verdict(tables, recommended_method(), list(cfg.labels)) + "\n")

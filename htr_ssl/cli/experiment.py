@@ -10,16 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from htr_ssl.cli._config import (
-    fail,
+    command,
     hydra_record,
-    quiet_logging,
     resolved,
     to_dataclass,
-    user_errors,
 )
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
@@ -108,15 +105,11 @@ def stages(cfg: DictConfig) -> list[Stage]:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="experiment")
+@command("experiment", "htr-ssl-experiment")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        finetune = job_from_config(cfg)
-        cell = Cell(str(cfg.method), finetune, stages(cfg))
-        summary = run_cell(cell, hydra_record(cfg))
-    except user_errors() as err:
-        fail(err)
+    finetune = job_from_config(cfg)
+    cell = Cell(str(cfg.method), finetune, stages(cfg))
+    summary = run_cell(cell, hydra_record(cfg))
     if summary.get("skipped"):
         print(f"skipped ({summary['skipped']}): {summary['run_dir']}")
     else:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import to_dataclass
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.data.stats import format_table
 from htr_ssl.data.synthetic import GenerateConfig, generate
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
+@command("generate", "htr-ssl-generate")
 def main(cfg: DictConfig) -> None:
     """Generate with a progress bar, then print the per-split statistics table."""
     gen = to_dataclass(GenerateConfig, cfg)

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, ListConfig
 
-from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
-from htr_ssl.cli.predict import collect_images
+from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.heatmap_report import HeatmapConfig, write_heatmaps
 from htr_ssl.eval.heatmaps import load_subject
+from htr_ssl.inference.inputs import collect_images, read_inputs_file
 from htr_ssl.train.distributed import resolve_device
 
 
 def as_list(value) -> list[str]:
     return [str(v) for v in value] if isinstance(value, ListConfig) else [str(value)]
+
+
+def input_list(cfg: DictConfig) -> list[str]:
+    """`inputs=[...]` and the lines of `inputs_file=`, in that order."""
+    items = as_list(cfg.inputs) if cfg.inputs else []
+    if cfg.inputs_file:
+        items += read_inputs_file(cfg.inputs_file)
+    if not items:
+        raise ValueError("no inputs: give inputs=[line.png,folder/] or inputs_file=FILE (one "
+                         "image or folder per line)")
+    return items
 
 
 def input_samples(inputs: list[str], limit: int = 0) -> list[Sample]:
@@ -31,27 +40,23 @@ def input_samples(inputs: list[str], limit: int = 0) -> list[Sample]:
     return samples[:limit] if limit > 0 else samples
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="heatmaps")
+@command("heatmaps", "htr-ssl-heatmaps")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        paths = as_list(cfg.checkpoints)
-        names = as_list(cfg.names) if cfg.names is not None else [None] * len(paths)
-        if len(names) != len(paths):
-            raise ValueError(f"names has {len(names)} entries for {len(paths)} checkpoints")
-        options = {k: cfg[k] for k in ("head", "cmap", "alpha", "row_height", "batch_size",
-                                       "sheet_height")}
-        hm = to_dataclass(HeatmapConfig, {**options, "maps": tuple(as_list(cfg.maps))})
-        samples = input_samples(as_list(cfg.inputs), cfg.limit)
-        device = resolve_device(cfg.device)
-        subjects = [load_subject(p, n) for p, n in zip(paths, names, strict=True)]
-        for s in subjects:
-            for module in (s.encoder, s.recognizer, s.pretext):
-                if module is not None:
-                    module.to(device)
-        sheets = write_heatmaps(subjects, samples, cfg.out, hm)
-    except user_errors() as err:
-        fail(err)
+    paths = as_list(cfg.checkpoints)
+    names = as_list(cfg.names) if cfg.names is not None else [None] * len(paths)
+    if len(names) != len(paths):
+        raise ValueError(f"names has {len(names)} entries for {len(paths)} checkpoints")
+    options = {k: cfg[k] for k in ("head", "cmap", "alpha", "row_height", "batch_size",
+                                   "sheet_height")}
+    hm = to_dataclass(HeatmapConfig, {**options, "maps": tuple(as_list(cfg.maps))})
+    samples = input_samples(input_list(cfg), cfg.limit)
+    device = resolve_device(cfg.device)
+    subjects = [load_subject(p, n) for p, n in zip(paths, names, strict=True)]
+    for s in subjects:
+        for module in (s.encoder, s.recognizer, s.pretext):
+            if module is not None:
+                module.to(device)
+    sheets = write_heatmaps(subjects, samples, cfg.out, hm)
     print(f"{len(samples)} lines x {len(subjects)} checkpoints -> {cfg.out}/")
     for s in subjects:
         print(f"  {s.name}")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
-    fail,
+    command,
     hydra_record,
-    quiet_logging,
     resolved,
     resume_and_run_dir,
     to_dataclass,
-    user_errors,
 )
-from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import pretext_config
@@ -37,7 +33,7 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
         weights=weights,
         trainer=to_dataclass(TrainerConfig, cfg.trainer),
         run_dir=run_dir,
-        splits=tuple(cfg.splits),
+        splits=(str(cfg.splits),) if isinstance(cfg.splits, str) else tuple(cfg.splits),
         val_batches=int(cfg.val_batches),
         resume=resume,
         config=resolved(cfg),
@@ -45,14 +41,10 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
+@command("pretrain", "htr-ssl-pretrain")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        job = job_from_config(cfg)
-        summary = pretrain(job, hydra_record(cfg))
-    except user_errors() as err:
-        fail(err)
+    job = job_from_config(cfg)
+    summary = pretrain(job, hydra_record(cfg))
     if summary.get("finished"):
         print(f"\npretraining in {job.run_dir} had already finished: skipped (resume=auto)")
     elif summary["main"]:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from htr_ssl.cli._config import fail, quiet_logging, to_dataclass, user_errors
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.data.pipeline import DataConfig, load_samples
 from htr_ssl.data.stats import format_table, sample_stats
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats")
+@command("stats", "htr-ssl-stats")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        data = to_dataclass(DataConfig, cfg.data)
-        samples = load_samples(data)
-    except user_errors() as err:
-        fail(err)
+    data = to_dataclass(DataConfig, cfg.data)
+    samples = load_samples(data)
     print(f"{data.name} at {data.root}")
     print(format_table(sample_stats(samples, widths=cfg.widths)))
 

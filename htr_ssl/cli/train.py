@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
-    fail,
+    command,
     hydra_record,
-    quiet_logging,
     resolved,
     resume_and_run_dir,
     to_dataclass,
-    user_errors,
 )
-from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.encoders import EncoderConfig
@@ -72,14 +68,10 @@ def print_summary(summary: dict, run_dir: Path) -> None:
         print(f"metrics: {run_dir / 'metrics.json'}  predictions: {run_dir / 'predictions.tsv'}")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@command("train", "htr-ssl-train")
 def main(cfg: DictConfig) -> None:
-    quiet_logging()
-    try:
-        job = job_from_config(cfg)
-        summary = train_recognizer(job, hydra_record(cfg))
-    except user_errors() as err:
-        fail(err)
+    job = job_from_config(cfg)
+    summary = train_recognizer(job, hydra_record(cfg))
     print_summary(summary, job.run_dir)
 
 

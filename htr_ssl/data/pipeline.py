@@ -22,11 +22,12 @@ from htr_ssl.data.readers import READERS, read_dataset
 from htr_ssl.data.sample import Sample, TextImageDataset, collate, collate_readable
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.data.splits import (
+    apply_split_file,
     check_splits,
+    fallback_split,
     label_subset,
     select,
     write_ids,
-    writer_disjoint_split,
 )
 from htr_ssl.data.transforms import RECIPES, AugmentConfig, as_callable, build_augment
 
@@ -40,6 +41,8 @@ class DataConfig:
     `labels` is a fraction in (0, 1] or an absolute number of training lines; `reader_args`
     go to the reader (e.g. granularity, keep_err, split_dir). `crop_cache` is where lines cut
     from page images are kept ("auto": ~/.cache/htr-ssl/crops; None: crop on every load).
+    `split_file` (lines `id<TAB>train|val|test`, e.g. a run's splits.tsv) sets every sample's
+    split, in place of the format's own or the fallback one.
     """
 
     name: str = "iam"
@@ -62,6 +65,7 @@ class DataConfig:
     crop_cache: str | None = "auto"
     strict_images: bool = False
     word_images: bool = False
+    split_file: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse out-of-range options before any file is read, naming the option."""
@@ -112,20 +116,39 @@ def check_split(name: str, option: str = "split") -> str:
     return name
 
 
-def load_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
-    """Read the dataset; give it a writer-disjoint split when the format has none.
+def read_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
+    """The dataset as its reader gives it (with `split_file` applied), not yet split.
 
     `unlabeled` keeps samples without a transcription (pretraining never reads the text).
     """
     samples = read_dataset(cfg.name, Path(cfg.root), unlabeled, **cfg.reader_args)
     if not samples:
         raise ValueError(f"dataset {cfg.name!r} at {cfg.root} has no usable samples")
-    fallback = any(not s.split for s in samples)
-    if fallback:
+    if cfg.split_file:
+        samples = apply_split_file(samples, Path(cfg.split_file))
+        if not samples:
+            raise ValueError(f"data.split_file={cfg.split_file} lists none of the samples of "
+                             f"{cfg.name} at {cfg.root}")
+    return samples
+
+
+def has_split(samples: list[Sample]) -> bool:
+    """Whether every sample has a split of its own (official lists, a manifest column, a
+    split file)."""
+    return all(s.split for s in samples)
+
+
+def load_samples(cfg: DataConfig, unlabeled: bool = False) -> list[Sample]:
+    """Read the dataset; give it the fallback split (writer-disjoint when the writers allow)
+    when it has none of its own."""
+    samples = read_samples(cfg, unlabeled)
+    disjoint = False
+    if not has_split(samples):
         log.info("no official split for %s: using a writer-disjoint split (seed %d)",
                  cfg.name, cfg.split_seed)
-        samples = writer_disjoint_split(samples, cfg.val_frac, cfg.test_frac, cfg.split_seed)
-    log.info("%s", check_splits(samples, writer_disjoint=fallback))
+        samples, disjoint = fallback_split(samples, cfg.val_frac, cfg.test_frac,
+                                           cfg.split_seed, f"{cfg.name} at {cfg.root}")
+    log.info("%s", check_splits(samples, writer_disjoint=disjoint))
     return samples
 
 
@@ -169,6 +192,15 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
         write_ids(samples, Path(run_dir) / "splits.tsv")
         write_ids(prepared.train, Path(run_dir) / "labeled_ids.tsv")
     return prepared
+
+
+def whole_set(cfg: DataConfig, alphabet: Alphabet) -> list[Sample]:
+    """Every labeled sample of a dataset, whatever split it has: a set scored as a whole.
+    Characters the alphabet lacks are reported, as for a test split."""
+    samples = cached_crops(read_samples(cfg), cfg)
+    log.info("%s at %s: %d labeled samples, scored as one set", cfg.name, cfg.root,
+             len(samples))
+    return eval_split(samples, alphabet, cfg, "set")
 
 
 def cached_crops(samples: list[Sample], cfg: DataConfig) -> list[Sample]:

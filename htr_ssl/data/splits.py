@@ -53,6 +53,100 @@ def writer_disjoint_split(
     return [replace(s, split=assignment[s.writer or s.id]) for s in samples]
 
 
+HOW_TO_CHOOSE = ("To choose the split: set data.val_frac / data.test_frac, give a TSV manifest a "
+                 "split column (data=tsv: path<TAB>text<TAB>writer<TAB>split), or give "
+                 "data.split_file=FILE with lines 'id<TAB>train|val|test' (the splits.tsv every "
+                 "run writes is one)")
+
+
+def fallback_split(samples: Sequence[Sample], val: float = 0.1, test: float = 0.2,
+                   seed: int = 0, where: str = "the dataset") -> tuple[list[Sample], bool]:
+    """The split of a dataset that has none, and whether it is writer-disjoint.
+
+    Writer-disjoint when the writers (documents) allow it: every split asked for gets lines,
+    train too, and none gets more than twice its share. Otherwise (two collections, one page)
+    the lines are split instead, and a warning says what happened and how to choose.
+    """
+    out = writer_disjoint_split(samples, val, test, seed)
+    counts = _counts(out)
+    total = len(samples)
+    if counts["train"] and all(
+            not frac or 0 < counts[name] <= 2 * frac * total + 1
+            for name, frac in (("val", val), ("test", test))):
+        return out, True
+    lines = line_split(samples, val, test, seed)
+    writers = sorted({s.writer or s.id for s in samples})
+    shown = ", ".join(writers[:3]) + (", ..." if len(writers) > 3 else "")
+    log.warning(
+        "%s has %d writers/documents (%s): too few for a writer-disjoint split with "
+        "data.val_frac=%g and data.test_frac=%g, which would give %s. The lines were split "
+        "instead: %s, so writers are shared between splits (test scores are optimistic). %s",
+        where, len(writers), shown, val, test, _shown(counts), _shown(_counts(lines)),
+        HOW_TO_CHOOSE)
+    return lines, False
+
+
+def line_split(samples: Sequence[Sample], val: float = 0.1, test: float = 0.2, seed: int = 0
+               ) -> list[Sample]:
+    """Assign train/val/test by line (seeded SHA-1 ranking of ids), writers ignored. A split
+    with a share above 0 gets at least one line as long as train keeps one."""
+    n = len(samples)
+    n_test, n_val = round(test * n), round(val * n)
+    if test > 0 and n_test == 0 and n - n_val >= 2:
+        n_test = 1
+    if val > 0 and n_val == 0 and n - n_test >= 2:
+        n_val = 1
+    while n and n_test + n_val >= n:
+        if n_val:
+            n_val -= 1
+        else:
+            n_test -= 1
+    ranked = sorted(range(n), key=lambda i: stable_rank(samples[i].id, seed))
+    split = {i: "test" for i in ranked[:n_test]}
+    split.update({i: "val" for i in ranked[n_test:n_test + n_val]})
+    return [replace(s, split=split.get(i, "train")) for i, s in enumerate(samples)]
+
+
+def apply_split_file(samples: Sequence[Sample], path: Path) -> list[Sample]:
+    """Each sample's split as `path` lists it (`id<TAB>train|val|test[<TAB>...]` lines, the
+    splits.tsv a run writes); samples it does not list are left out with a count."""
+    from htr_ssl.data.readers.common import data_rows, format_error  # readers import this
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data.split_file={path} does not exist; give a file of "
+                                "'id<TAB>train|val|test' lines (e.g. a run's splits.tsv)")
+    given: dict[str, str] = {}
+    for lineno, row in data_rows(path):
+        fields = row.split("\t")
+        split = fields[1].strip() if len(fields) > 1 else ""
+        if split not in SPLITS:
+            raise format_error(path, lineno, "expected id<TAB>train|val|test", row,
+                               fix="give each id its split (train, val or test)")
+        given[fields[0].strip()] = split
+    out = [replace(s, split=given[s.id]) for s in samples if s.id in given]
+    if len(out) < len(samples):
+        left = [s.id for s in samples if s.id not in given]
+        log.warning("data.split_file=%s does not list %d samples (e.g. %s): left out", path,
+                    len(left), ", ".join(left[:3]))
+    unknown = len(given) - len(out)
+    if unknown > 0:
+        log.warning("data.split_file=%s lists %d ids that the dataset does not have", path,
+                    unknown)
+    return out
+
+
+def _counts(samples: Iterable[Sample]) -> dict[str, int]:
+    counts = dict.fromkeys(SPLITS, 0)
+    for s in samples:
+        counts[s.split] = counts.get(s.split, 0) + 1
+    return counts
+
+
+def _shown(counts: dict[str, int]) -> str:
+    return " / ".join(f"{counts[name]} {name}" for name in SPLITS)
+
+
 def select(samples: Iterable[Sample], split: str) -> list[Sample]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
@@ -93,8 +187,9 @@ def drop_empty(samples: Sequence[Sample]) -> list[Sample]:
     kept = [s for s in samples if s.text.strip()]
     if len(kept) < len(samples):
         empty = [s.id for s in samples if not s.text.strip()]
-        log.warning("dropped %d samples with empty transcriptions (e.g. %s); give them text or "
-                    "leave them out of the listing", len(empty), ", ".join(empty[:5]))
+        log.warning("dropped %d samples with empty transcriptions (e.g. %s): training and "
+                    "scoring need text (htr-ssl-pretrain reads them as images). Fix: give them "
+                    "text, or leave them out of the listing", len(empty), ", ".join(empty[:5]))
     return kept
 
 

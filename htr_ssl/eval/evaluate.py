@@ -17,6 +17,7 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.pipeline import init_worker
 from htr_ssl.data.sample import Sample, TextImageDataset, collate_readable
 from htr_ssl.data.sampler import sorted_windows
+from htr_ssl.eval.confidence import Reading, attention_confidences, ctc_reading
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
 from htr_ssl.models.recognizer import Recognizer
@@ -42,10 +43,15 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class Row:
+    """One scored line; `confidence` and `word_confidences` (one per hypothesis word) as
+    htr_ssl.eval.confidence defines them."""
+
     id: str
     reference: str
     hypothesis: str
     cer: float
+    confidence: float | None = None
+    word_confidences: tuple[float, ...] = ()
 
 
 def resolve_head(model: Recognizer, head: str) -> str:
@@ -83,17 +89,41 @@ class Transcriber:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> list[str]:
+        """The text of each image."""
+        ids, _ = self._decode(images, widths)
+        return [self.alphabet.decode(i) for i in ids]
+
+    @torch.no_grad()
+    def read(self, images: torch.Tensor, widths: torch.Tensor) -> list[Reading]:
+        """The text of each image with its line, word and character confidences."""
+        ids, pred = self._decode(images, widths)
+        readings = []
+        if self.head == "ctc":
+            log_probs = pred.ctc_logits.float().log_softmax(-1).cpu()
+            lengths = pred.lengths.cpu().tolist()
+        for i, seq in enumerate(ids):
+            seq = [t for t in seq if 1 <= t <= len(self.alphabet)]
+            text = self.alphabet.decode(seq)
+            if self.head == "ctc":
+                readings.append(ctc_reading(log_probs[i, : lengths[i]], text, seq))
+            else:
+                chars, line = attention_confidences(pred.token_probs[i], len(seq))
+                readings.append(Reading.from_chars(text, chars, line))
+        return readings
+
+    def _decode(self, images: torch.Tensor, widths: torch.Tensor):
         beam = self.cfg.beam_size if self.cfg.method == "beam" else 1
         with autocast(images.device, self.precision):
             pred = self.model.predict(images, widths, mode=self.head, beam=beam)
         ids = self.beam(pred.ctc_logits, pred.lengths) if self.beam is not None else pred.ids
-        return [self.alphabet.decode(i) for i in ids]
+        return ids, pred
 
 
 def read_in_input_order(transcriber: Transcriber, samples: list[Sample], height: int,
-                        batch_size: int = 16, num_workers: int = 0, window: int = 1024
-                        ) -> Iterator[tuple[str, str]]:
-    """(id, text) for every readable sample, in input order.
+                        batch_size: int = 16, num_workers: int = 0, window: int = 1024,
+                        confidences: bool = False) -> Iterator[tuple[str, str | Reading]]:
+    """(id, text) for every readable sample, in input order; (id, Reading) with
+    `confidences`.
 
     Batches are formed by width within windows of `window` inputs (text lines vary 5x in
     width, and padding is compute spent on nothing), and each window is handed out as soon as
@@ -109,13 +139,14 @@ def read_in_input_order(transcriber: Transcriber, samples: list[Sample], height:
     batches = iter(loader)
     transcriber.model.eval()
     unreadable = 0
+    read = transcriber.read if confidences else transcriber
     for window_batches in windows:
-        texts: dict[str, str] = {}
+        texts: dict[str, str | Reading] = {}
         for _ in window_batches:
             batch = next(batches)
             unreadable += batch.dropped
             if len(batch):
-                hyps = transcriber(batch.images.to(device), batch.widths.to(device))
+                hyps = read(batch.images.to(device), batch.widths.to(device))
                 texts.update(zip(batch.ids, hyps, strict=True))
         for i in sorted(i for b in window_batches for i in b):
             if samples[i].id in texts:
@@ -147,9 +178,10 @@ def transcribe(model: Recognizer, loader: DataLoader, transcriber: Transcriber,
         unreadable += batch.dropped
         if not len(batch):
             continue
-        hyps = transcriber(batch.images.to(device), batch.widths.to(device))
-        for sid, ref, hyp in zip(batch.ids, batch.texts, hyps, strict=True):
-            rows.append(Row(sid, ref, hyp, sample_cer(ref, hyp)))
+        readings = transcriber.read(batch.images.to(device), batch.widths.to(device))
+        for sid, ref, hyp in zip(batch.ids, batch.texts, readings, strict=True):
+            rows.append(Row(sid, ref, hyp.text, sample_cer(ref, hyp.text), hyp.confidence,
+                            tuple(w.confidence for w in hyp.words)))
     if unreadable:
         log.warning("%d unreadable images were not scored (see the warnings naming them)",
                     unreadable)
@@ -169,12 +201,15 @@ def evaluate(model: Recognizer, loader: DataLoader, alphabet: Alphabet,
 
 
 def write_results(run_dir: Path, metrics: dict, rows: list[Row], name: str = "") -> None:
-    """metrics{name}.json and predictions{name}.tsv (id, reference, hypothesis, cer)."""
+    """metrics{name}.json and predictions{name}.tsv (id, reference, hypothesis, cer,
+    confidence, word_confidences: one per hypothesis word, space-separated)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / f"metrics{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with (run_dir / f"predictions{name}.tsv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        w.writerow(["id", "reference", "hypothesis", "cer"])
+        w.writerow(["id", "reference", "hypothesis", "cer", "confidence", "word_confidences"])
         for r in rows:
-            w.writerow([r.id, r.reference, r.hypothesis, f"{r.cer:.2f}"])
+            conf = "" if r.confidence is None else f"{r.confidence:.4f}"
+            w.writerow([r.id, r.reference, r.hypothesis, f"{r.cer:.2f}", conf,
+                        " ".join(f"{c:.4f}" for c in r.word_confidences)])

@@ -257,7 +257,7 @@ def load_subject(path: Path | str, name: str | None = None) -> Subject:
     kind = ckpt.get("kind")
     name = name or ckpt.get("method") or _run_name(path) or f"{path.parent.name}/{path.stem}"
     if kind == "recognizer":
-        from htr_ssl.train.finetune import recognizer_from_checkpoint
+        from htr_ssl.inference.model_file import recognizer_from_checkpoint
 
         model, alphabet = recognizer_from_checkpoint(ckpt)
         return Subject(str(name), model.encoder, recognizer=model.eval(), alphabet=alphabet)

@@ -6,6 +6,7 @@ weights for every output step, which the heat maps and the tests use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,16 @@ class AdditiveAttention(nn.Module):
         weights = scores.softmax(-1)
         context = torch.bmm(weights.to(values.dtype)[:, None, :], values).squeeze(1)
         return context, weights
+
+
+@dataclass
+class Decoded:
+    """Per sample: ids (without <eos>), attention weights (len(ids), T_i), and the
+    probability of each emitted token, <eos> included when the line ended before max_len."""
+
+    ids: list[list[int]]
+    weights: list[torch.Tensor]
+    probs: list[list[float]]
 
 
 @dataclass
@@ -129,21 +140,24 @@ class AttentionDecoder(nn.Module):
     @torch.no_grad()
     def greedy(
         self, frames: torch.Tensor, lengths: torch.Tensor, max_len: int | None = None
-    ) -> tuple[list[list[int]], list[torch.Tensor]]:
+    ) -> Decoded:
         """Argmax decoding of a batch until every sample has emitted <eos> or ``max_len`` steps.
 
-        Returns ids (without <eos>) and per-character attention weights (len(ids), T_i).
+        Returns ids (without <eos>), per-character attention weights (len(ids), T_i) and the
+        probability of every emitted token (<eos> included when it was reached).
         """
         max_len = max_len or self.max_len
         b = frames.shape[0]
         memory = self._memory(frames, lengths)
         state = self._initial_state(b, frames)
         tokens = torch.full((b,), self.sos, dtype=torch.long, device=frames.device)
-        steps, weights = [], []
+        steps, weights, chosen = [], [], []
         done = torch.zeros(b, dtype=torch.bool, device=frames.device)
         for _ in range(max_len):
             logits, state, w = self.step(tokens, state, memory)
-            tokens = self._log_probs(logits).argmax(-1)
+            logp = self._log_probs(logits)
+            tokens = logp.argmax(-1)
+            chosen.append(logp.gather(1, tokens[:, None]).squeeze(1))
             steps.append(tokens)
             weights.append(w)
             done |= tokens == self.eos
@@ -151,18 +165,20 @@ class AttentionDecoder(nn.Module):
                 break
         all_ids = torch.stack(steps, 1).cpu().tolist()
         all_w = torch.stack(weights, 1).float().cpu()
-        ids_out, w_out = [], []
+        all_p = torch.stack(chosen, 1).exp().cpu().tolist()
+        ids_out, w_out, p_out = [], [], []
         for i, seq in enumerate(all_ids):
             n = seq.index(self.eos) if self.eos in seq else len(seq)
             ids_out.append(seq[:n])
             w_out.append(all_w[i, :n, : int(lengths[i])])
-        return ids_out, w_out
+            p_out.append(all_p[i][: min(n + 1, len(seq))])
+        return Decoded(ids_out, w_out, p_out)
 
     @torch.no_grad()
     def beam_search(
         self, frames: torch.Tensor, lengths: torch.Tensor, beam: int = 5,
         max_len: int | None = None,
-    ) -> tuple[list[list[int]], list[torch.Tensor]]:
+    ) -> Decoded:
         """Length-normalised beam search, one sample at a time (the beams form the batch).
 
         A hypothesis is finished when it emits <eos>; its score is the summed log-probability
@@ -170,35 +186,39 @@ class AttentionDecoder(nn.Module):
         length. Search stops once ``beam`` hypotheses are finished or after ``max_len`` steps.
         """
         max_len = max_len or self.max_len
-        ids_out, w_out = [], []
+        decoded = Decoded([], [], [])
         for i in range(frames.shape[0]):
             n = int(lengths[i])
-            ids, w = self._beam_one(frames[i : i + 1, :n], lengths[i : i + 1], beam, max_len)
-            ids_out.append(ids)
-            w_out.append(w)
-        return ids_out, w_out
+            ids, w, p = self._beam_one(frames[i : i + 1, :n], lengths[i : i + 1], beam, max_len)
+            decoded.ids.append(ids)
+            decoded.weights.append(w)
+            decoded.probs.append(p)
+        return decoded
 
     def _beam_one(
         self, frames: torch.Tensor, lengths: torch.Tensor, beam: int, max_len: int
-    ) -> tuple[list[int], torch.Tensor]:
+    ) -> tuple[list[int], torch.Tensor, list[float]]:
         memory = self._memory(frames, lengths)
         device = frames.device
         hyps: list[list[int]] = [[]]
         hyp_w: list[list[torch.Tensor]] = [[]]
+        hyp_lp: list[list[float]] = [[]]  # each emitted token's log-probability
         scores = torch.zeros(1, device=device)
         state = self._initial_state(1, frames)
         tokens = torch.full((1,), self.sos, dtype=torch.long, device=device)
-        finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
+        finished: list[tuple[float, list[int], list[torch.Tensor], list[float]]] = []
         for _ in range(max_len):
             index = torch.zeros(len(hyps), dtype=torch.long, device=device)
             logits, state, w = self.step(tokens, state, memory.select(index))
-            cand = (scores[:, None] + self._log_probs(logits)).view(-1)
+            logp = self._log_probs(logits)
+            cand = (scores[:, None] + logp).view(-1)
             top_scores, top_idx = cand.topk(min(2 * beam, int(torch.isfinite(cand).sum())))
             keep_beam, keep_tok, keep_score = [], [], []
             for s, flat in zip(top_scores.tolist(), top_idx.tolist(), strict=True):
                 src, tok = divmod(flat, self.n_classes)
                 if tok == self.eos:
-                    finished.append((s / (len(hyps[src]) + 1), hyps[src], hyp_w[src]))
+                    finished.append((s / (len(hyps[src]) + 1), hyps[src], hyp_w[src],
+                                     [*hyp_lp[src], float(logp[src, tok])]))
                 else:
                     keep_beam.append(src)
                     keep_tok.append(tok)
@@ -208,18 +228,22 @@ class AttentionDecoder(nn.Module):
             if len(finished) >= beam or not keep_beam:
                 break
             w_cpu = w.float().cpu()
+            lp_cpu = logp.cpu()
             hyps = [hyps[b] + [t] for b, t in zip(keep_beam, keep_tok, strict=True)]
             hyp_w = [hyp_w[b] + [w_cpu[b]] for b in keep_beam]
+            hyp_lp = [hyp_lp[b] + [float(lp_cpu[b, t])]
+                      for b, t in zip(keep_beam, keep_tok, strict=True)]
             src_idx = torch.tensor(keep_beam, device=device)
             state = (state[0][src_idx], state[1][src_idx])
             scores = torch.tensor(keep_score, device=device)
             tokens = torch.tensor(keep_tok, dtype=torch.long, device=device)
         if not finished:  # ran out of steps: rank the open hypotheses the same way
-            finished = [(float(s) / max(len(h), 1), h, hw)
-                        for s, h, hw in zip(scores.tolist(), hyps, hyp_w, strict=True)]
-        _, ids, weights = max(finished, key=lambda f: f[0])
+            finished = [(float(s) / max(len(h), 1), h, hw, lp) for s, h, hw, lp
+                        in zip(scores.tolist(), hyps, hyp_w, hyp_lp, strict=True)]
+        _, ids, weights, lps = max(finished, key=lambda f: f[0])
         t = frames.shape[1]
-        return ids, torch.stack(weights) if weights else torch.zeros(0, t)
+        return (ids, torch.stack(weights) if weights else torch.zeros(0, t),
+                [math.exp(lp) for lp in lps])
 
 
 def attention_loss(

@@ -40,13 +40,16 @@ class Prediction:
     """Decoded ids per sample; attention weights (len(ids), T_i) per sample when attention decoded.
 
     ``ctc_logits``/``lengths`` are kept for CTC decodes so a lexicon/LM beam decoder
-    (``htr_ssl.eval.decoding.CTCBeamDecoder``) can re-decode without a second forward pass.
+    (``htr_ssl.eval.decoding.CTCBeamDecoder``) can re-decode, and confidences be computed,
+    without a second forward pass. ``token_probs`` (attention) holds the probability of every
+    emitted token, <eos> included when reached.
     """
 
     ids: list[list[int]]
     attention: list[torch.Tensor] | None = None
     ctc_logits: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
+    token_probs: list[list[float]] | None = None
 
 
 class Recognizer(nn.Module):
@@ -135,10 +138,10 @@ class Recognizer(nn.Module):
             if self.attention is None:
                 raise ValueError("mode='attention' needs decoder='attention' or 'hybrid'")
             if beam > 1:
-                ids, weights = self.attention.beam_search(frames, lengths, beam, max_len)
+                out = self.attention.beam_search(frames, lengths, beam, max_len)
             else:
-                ids, weights = self.attention.greedy(frames, lengths, max_len)
-            return Prediction(ids, attention=weights)
+                out = self.attention.greedy(frames, lengths, max_len)
+            return Prediction(out.ids, attention=out.weights, token_probs=out.probs)
         raise ValueError(f"unknown decoding mode {mode!r}; use 'ctc' or 'attention'")
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import random
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,19 @@ import numpy as np
 import torch
 from torch import nn
 
-try:  # numpy 2 (which still reads "numpy.core" in the pickles numpy 1 wrote)
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # numpy 1
-    from numpy.core.multiarray import _reconstruct
+# Reading model files is the inference side's job (it never imports training code); these
+# names stay importable from here, where the training code has always found them.
+from htr_ssl.inference.model_file import (
+    LEGACY_NUMPY,
+    CheckpointError,
+    load,
+    load_weights,
+    weight_mismatch,
+)
+
+__all__ = ["LEGACY_NUMPY", "CheckpointError", "load", "load_weights", "weight_mismatch"]
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -101,92 +102,6 @@ def clean_partial(run_dir: Path) -> None:
     for tmp in Path(run_dir).glob(".*.pt.*.tmp"):
         log.info("removing %s, a checkpoint write interrupted by a crash", tmp)
         tmp.unlink(missing_ok=True)
-
-
-# What the numpy RNG state of checkpoints written before rng_state() stored it as a tensor
-# needs: an ndarray of uint32, nothing that can call code (an object array is refused).
-LEGACY_NUMPY = {"numpy._core.multiarray._reconstruct": _reconstruct,
-                "numpy.core.multiarray._reconstruct": _reconstruct, "numpy.ndarray": np.ndarray,
-                "numpy.dtype": np.dtype, "numpy.dtypes.UInt32DType": type(np.dtype(np.uint32))}
-
-
-def load(path: Path | str) -> dict[str, Any]:
-    """A checkpoint's content, read with `weights_only=True`: tensors and plain Python data
-    only, so no code in a file anyone hands over ever runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt file "
-                              "written by htr-ssl (e.g. <run_dir>/best.pt or last.pt)")
-    try:
-        with torch.serialization.safe_globals([(v, k) for k, v in LEGACY_NUMPY.items()]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise _refused(path, err) from err
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or "
-            f"not a torch checkpoint ({type(err).__name__}: {err}). Fix: use the other "
-            "checkpoint of that run (best.pt / last.pt), or copy the file again") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not an htr-ssl checkpoint (no 'model' weights); pass "
-                              "a best.pt or last.pt that htr-ssl wrote")
-    return ckpt
-
-
-def _refused(path: Path, err: Exception) -> CheckpointError:
-    """The error for a file that `weights_only` refused: one that would run code when loaded,
-    or one that is damaged or not a checkpoint at all."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip checkpoint: the unpickler's own message names them
-        names = re.findall(r"GLOBAL (\S+)", str(err))
-    names = [n for n in names if n not in LEGACY_NUMPY]
-    if names:
-        return CheckpointError(
-            f"refusing checkpoint {path}: it holds Python objects besides weights and plain "
-            f"data ({', '.join(names[:5])}), which would run code when loaded. htr-ssl only "
-            "loads tensors and plain data (torch.load weights_only=True). Fix: use a best.pt / "
-            "last.pt written by htr-ssl, and do not load files from an untrusted source")
-    reason = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
-    return CheckpointError(
-        f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or not "
-        f"a torch checkpoint ({reason.group(1) if reason else type(err).__name__}). Fix: use "
-        "the other checkpoint of that run (best.pt / last.pt), or copy the file again")
-
-
-def weight_mismatch(module: nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
-    """What differs between a module's parameters and saved weights, one line per kind."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
-
-    def some(keys: list[str]) -> str:
-        return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
-
-    out = []
-    if missing:
-        out.append(f"{len(missing)} layers of the model are not in the checkpoint: {some(missing)}")
-    if unexpected:
-        out.append(f"{len(unexpected)} layers of the checkpoint are not in the model: "
-                   f"{some(unexpected)}")
-    if shapes:
-        out.append(f"{len(shapes)} layers differ in shape (checkpoint vs model): {some(shapes)}")
-    return out
-
-
-def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: Path | str,
-                 what: str = "model", hint: str = "") -> None:
-    """`module.load_state_dict(weights)`, with an error that lists the differing layers
-    instead of torch's raw dump."""
-    problems = weight_mismatch(module, weights)
-    if problems:
-        raise CheckpointError(
-            f"the {what} in {path} does not match the configured {what}:\n  "
-            + "\n  ".join(problems)
-            + f"\nFix: {hint or 'configure the same architecture as the run that wrote it'}")
-    module.load_state_dict(weights, strict=True)
 
 
 def load_encoder(encoder: nn.Module, path: Path | str,
@@ -291,8 +206,9 @@ def refuse_used(run_dir: Path) -> None:
                               "directory")
     raise FileExistsError(
         f"{run_dir} already holds a checkpoint ({', '.join(p.name for p in found)}) but no "
-        f"last.pt to continue; a new run would overwrite it. Fix: continue from it with "
-        f"resume={found[0]}, or choose a new run directory (hydra.run.dir=...)")
+        f"last.pt to continue; a new run would overwrite it. Fix: choose a new run directory "
+        f"(hydra.run.dir=...), and start from its weights with finetune.init_from={found[0]} "
+        "if you want them")
 
 
 def require_kind(ckpt: dict[str, Any], path: Path | str, kind: str, hint: str) -> None:

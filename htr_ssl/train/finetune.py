@@ -24,8 +24,7 @@ from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
-from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
 from htr_ssl.train.loop import fit
@@ -110,22 +109,6 @@ def freeze(module: nn.Module) -> None:
     module.requires_grad_(False)
     module.eval()
     module.train = types.MethodType(lambda self, mode=True: self, module)  # type: ignore
-
-
-def recognizer_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Recognizer, Alphabet]:
-    """Rebuild the recognizer (same architecture and weights) and alphabet a run saved."""
-    if ckpt.get("kind") != "recognizer":
-        raise checkpoint.CheckpointError(
-            f"this checkpoint is a {ckpt.get('kind', 'unknown')!r} checkpoint, not a recognizer; "
-            "fine-tune it first (htr-ssl-train finetune.init_from=...)")
-    cfg = dict(ckpt["model_config"])
-    model_cfg = RecognizerConfig(**{**cfg, "encoder": EncoderConfig(**cfg["encoder"])})
-    alphabet = Alphabet.from_dict(ckpt["alphabet"])
-    model = build_recognizer(model_cfg, alphabet)
-    checkpoint.load_weights(model, ckpt["model"], ckpt.get("path", "the checkpoint"),
-                            "recognizer", "the checkpoint's alphabet and weights disagree "
-                            "(was it edited?); use a best.pt / last.pt exactly as htr-ssl wrote it")
-    return model, alphabet
 
 
 def loss_fn(model: nn.Module, batch) -> tuple:

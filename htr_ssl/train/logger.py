@@ -1,11 +1,25 @@
-"""Scalars to TensorBoard and to a long-format CSV (step, tag, value) that pandas reads."""
+"""Scalars to a long-format CSV (step, tag, value) that pandas reads, and to TensorBoard when
+it is installed (the `tensorboard` extra): the CSV alone holds everything a run logs."""
 
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
+from typing import Any
 
-from torch.utils.tensorboard import SummaryWriter
+log = logging.getLogger(__name__)
+
+
+def tensorboard_writer(folder: Path) -> Any | None:
+    """A SummaryWriter into `folder`, or None (said once) when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed: scalars go to log.csv only "
+                 "(pip install 'htr-ssl[tensorboard]' adds the tb/ event files)")
+        return None
+    return SummaryWriter(str(folder))
 
 
 class RunLogger:
@@ -14,7 +28,7 @@ class RunLogger:
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.tb = SummaryWriter(str(run_dir / "tb"))
+        self.tb = tensorboard_writer(run_dir / "tb")
         path = run_dir / "log.csv"
         new = not path.exists()
         self._file = path.open("a", newline="", encoding="utf-8")
@@ -26,11 +40,13 @@ class RunLogger:
         if not self.enabled:
             return
         for name, value in scalars.items():
-            self.tb.add_scalar(f"{prefix}/{name}", value, step)
+            if self.tb is not None:
+                self.tb.add_scalar(f"{prefix}/{name}", value, step)
             self._csv.writerow([step, f"{prefix}/{name}", f"{value:.6g}"])
         self._file.flush()
 
     def close(self) -> None:
         if self.enabled:
-            self.tb.close()
+            if self.tb is not None:
+                self.tb.close()
             self._file.close()

@@ -240,14 +240,17 @@ class _Run:
         self.loss, self.metrics = torch.tensor(0.0), {}
         self.grad_norm = torch.tensor(float("nan"))
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "rng": checkpoint.rng_state(),
-                "loop": asdict(self.state), "trainer": asdict(self.cfg), **self.meta}
+    def snapshot(self, resumable: bool = True) -> dict[str, Any]:
+        """Everything the next step needs (last.pt), or without the optimizer state (best.pt:
+        about a third of the size; it is read for its weights, never resumed)."""
+        state = {"model": self.model.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": checkpoint.rng_state(), "loop": asdict(self.state),
+                 "trainer": asdict(self.cfg), **self.meta}
+        return {**state, "optimizer": self.optimizer.state_dict()} if resumable else state
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, resumable: bool = True) -> None:
         if self.dist_info.is_main:
-            checkpoint.save(self.snapshot(), path)
+            checkpoint.save(self.snapshot(resumable), path)
 
     def train_step(self, batch: Any) -> None:
         """One optimizer step on `batch`, or a skipped one when the loss is not finite (on any
@@ -314,7 +317,7 @@ class _Run:
             if state.best is None or (value < state.best if cfg.monitor_mode == "min"
                                       else value > state.best):
                 state.best, state.best_metrics, state.evals_since_best = value, dict(metrics), 0
-                self.save(self.best_path)
+                self.save(self.best_path, resumable=False)
             else:
                 state.evals_since_best += 1
             log.info("step %d: %s", state.step,
@@ -381,8 +384,10 @@ def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     missing = [k for k in ("optimizer", "scheduler", "rng", "loop") if k not in ckpt]
     if missing:
         raise checkpoint.CheckpointError(
-            f"{resume} cannot be resumed (it lacks {', '.join(missing)}); to start a new run "
-            f"from its weights use finetune.init_from={resume}")
+            f"{resume} cannot be resumed (it lacks {', '.join(missing)}: best.pt and exported "
+            f"models hold weights only). Fix: resume from the run's last.pt "
+            f"({Path(resume).with_name('last.pt')}); to start a new run from these weights use "
+            f"finetune.init_from={resume}")
     checkpoint.load_weights(
         model, ckpt["model"], resume, "model",
         "resume with the configuration of the run that wrote it (model, decoder or pretext, "

@@ -1,8 +1,12 @@
 """Pretraining an encoder on unlabeled images with one or more pretexts.
 
 Transcriptions are never read: samples are loaded as images only, so a folder of scans without
-text works (`data=images`). Only the training split is used unless `splits` says otherwise,
-so no test line ever shapes the encoder that is later scored on it.
+text works (`data=images`), and so do PAGE/ALTO lines a segmenter wrote without text. With
+`splits=("auto",)` (htr-ssl-pretrain's default) a dataset without a split of its own is used
+whole, less a `data.val_frac` share of lines for the validation loss; one with its own split
+gives its training split, so its test lines never shape the encoder that is later scored on
+them. A list of splits (`("train",)`, as the experiment uses) takes those splits of the usual
+fallback split.
 """
 
 from __future__ import annotations
@@ -17,9 +21,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from htr_ssl.data.pipeline import DataConfig, cached_crops, load_samples, make_loader
+from htr_ssl.data.pipeline import (
+    DataConfig,
+    cached_crops,
+    has_split,
+    load_samples,
+    make_loader,
+    read_samples,
+)
 from htr_ssl.data.readers import read_dataset
-from htr_ssl.data.splits import select, write_ids
+from htr_ssl.data.splits import HOW_TO_CHOOSE, line_split, select, write_ids
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
@@ -44,7 +55,7 @@ class PretrainJob:
     trainer: TrainerConfig
     run_dir: Path
     weights: dict[str, float] = field(default_factory=dict)
-    splits: tuple[str, ...] = ("train",)
+    splits: tuple[str, ...] = ("train",)  # or ("auto",): see the module docstring
     val_batches: int = 20
     resume: Path | str | None = None  # a checkpoint, or "auto" (continue / skip if done)
     config: dict[str, Any] = field(default_factory=dict)
@@ -54,18 +65,24 @@ class PretrainJob:
 
 
 def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
-    """(pretraining samples, validation samples) with their texts blanked out."""
+    """(pretraining samples, validation samples), texts never read."""
+    auto = tuple(job.splits) == ("auto",)
     bad = set(job.splits) - {"train", "val", "test"}
-    if bad or not job.splits:
-        raise ValueError(f"pretrain.splits={list(job.splits)}: choose from train, val, test")
+    if not auto and (bad or not job.splits):
+        raise ValueError(f"splits={list(job.splits)}: give auto, or a list of splits from "
+                         "train, val, test")
     if "test" in job.splits:
         log.warning("pretraining on the TEST split: scores on it are no longer unbiased")
-    samples = load_samples(job.data, unlabeled=True)
-    train = [s for name in job.splits for s in select(samples, name)]
-    val = select(samples, "val") if "val" not in job.splits else []
+    if auto:
+        train, val = auto_split(job.data)
+    else:
+        samples = load_samples(job.data, unlabeled=True)
+        train = [s for name in job.splits for s in select(samples, name)]
+        val = select(samples, "val") if "val" not in job.splits else []
     if not train:
         raise ValueError(f"no samples in split(s) {list(job.splits)} of {job.data.name} at "
-                         f"{job.data.root}")
+                         f"{job.data.root}. Fix: splits=auto pretrains on every image; "
+                         f"otherwise choose the split yourself. {HOW_TO_CHOOSE}")
     train = cached_crops(train, job.data)
     for extra in job.extra:  # every image: they are only ever pretrained on
         more = read_dataset(extra.name, Path(extra.root), True, **extra.reader_args)
@@ -74,6 +91,21 @@ def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
         log.info("adding %d unlabeled images of %s (%s)", len(more), extra.name, extra.root)
         train += cached_crops(more, extra)
     return train, cached_crops(val, job.data)
+
+
+def auto_split(data: DataConfig) -> tuple[list, list]:
+    """splits=auto: every image less a validation share, or the dataset's own train/val."""
+    samples = read_samples(data, unlabeled=True)
+    if has_split(samples):
+        log.info("%s has a split of its own: pretraining on its %d train images (its test "
+                 "split stays unseen; splits=[train,val,test] takes everything)", data.name,
+                 len(select(samples, "train")))
+        return select(samples, "train"), select(samples, "val")
+    samples = line_split(samples, data.val_frac, 0.0, data.split_seed)
+    train, val = select(samples, "train"), select(samples, "val")
+    log.info("pretraining on %d of %d images; %d (data.val_frac=%g) are kept for the "
+             "validation loss", len(train), len(samples), len(val), data.val_frac)
+    return train, val
 
 
 def job_options(job: PretrainJob) -> dict[str, Any]:

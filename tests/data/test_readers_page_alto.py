@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.readers.alto import read_alto
 from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError, parse_xml
 from htr_ssl.data.readers.pagexml import read_pagexml
@@ -60,14 +61,32 @@ def _export(root: Path) -> Path:
 
 
 def test_pagexml_lines_text_and_ids(tmp_path: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING):
-        samples = {s.id: s for s in read_pagexml(_export(tmp_path))}
-    assert set(samples) == {"doc1/l1", "doc2/t1"}
+    samples = {s.id: s for s in read_pagexml(_export(tmp_path))}
+    assert set(samples) == {"doc1/l1", "doc1/l2", "doc2/t1"}
     line = samples["doc1/l1"]
     assert (line.text, line.writer, line.bbox) == ("the line", "doc1", (10, 10, 51, 41))
     assert line.image_path == tmp_path / "doc1.png"
     assert samples["doc2/t1"].text == "old style"
-    assert "1 PAGE TextLines without text" in caplog.text
+    assert samples["doc1/l2"].text == ""  # segmenter output: a line without text
+    # training and scoring leave it out and say so; pretraining keeps it
+    with caplog.at_level(logging.WARNING):
+        labeled = read_dataset("pagexml", tmp_path)
+    assert [s.id for s in labeled] == ["doc1/l1", "doc2/t1"]
+    assert "dropped 1 samples with empty transcriptions (e.g. doc1/l2)" in caplog.text
+    assert len(read_dataset("pagexml", tmp_path, unlabeled=True)) == 3
+
+
+def test_degenerate_polygons_are_named_and_skipped(tmp_path: Path, caplog) -> None:
+    _page_image(tmp_path / "p.png")
+    lines = ('<TextLine id="dot"><Coords points="5,5 5,5 5,5"/></TextLine>'
+             '<TextLine id="bar"><Coords points="5,5 9,5 5,5 9,5"/></TextLine>'
+             '<TextLine id="ok"><Coords points="10,10 50,10 50,40"/></TextLine>')
+    (tmp_path / "p.xml").write_text(_pagexml(PAGE_2019, "p.png", lines))
+    with caplog.at_level(logging.WARNING):
+        assert [s.id for s in read_pagexml(tmp_path)] == ["p/ok"]
+    assert "skipped 2 PAGE TextLines without a usable Coords polygon" in caplog.text
+    assert "p.xml line dot: its Coords polygon has 1 distinct points" in caplog.text
+    assert "p.xml line bar: its Coords polygon has 2 distinct points" in caplog.text
 
 
 def test_pagexml_polygon_masks_outside_pixels(tmp_path: Path) -> None:
@@ -81,7 +100,7 @@ def test_pagexml_missing_image(tmp_path: Path, caplog) -> None:
     root = _export(tmp_path)
     (root / "doc2.jpg").unlink()
     with caplog.at_level(logging.WARNING):
-        assert [s.id for s in read_pagexml(root)] == ["doc1/l1"]
+        assert [s.id for s in read_pagexml(root)] == ["doc1/l1", "doc1/l2"]
     assert "doc2.jpg" in caplog.text
     with pytest.raises(DatasetNotFoundError, match=r"doc2\.jpg"):
         read_pagexml(root, strict=True)
@@ -118,7 +137,8 @@ def test_alto_box_and_polygon(tmp_path: Path, points: str) -> None:
     _page_image(tmp_path / "scan.png")
     (tmp_path / "scan.xml").write_text(ALTO.format(unit="pixel", points=points))
     samples = {s.id: s for s in read_alto(tmp_path)}
-    assert set(samples) == {"scan/line1", "scan/line2"}
+    assert set(samples) == {"scan/line1", "scan/line2", "scan/line3"}
+    assert samples["scan/line3"].text == ""  # no String: kept for pretraining
     boxed, shaped = samples["scan/line1"], samples["scan/line2"]
     assert (boxed.text, boxed.bbox, boxed.polygon) == ("Dear Sir, wel-", (10, 20, 110, 50), None)
     assert (boxed.load() == INK).all()

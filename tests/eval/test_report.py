@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from htr_ssl.cli.report import positional_dir
+from htr_ssl.cli._checks import as_option
 from htr_ssl.eval.report import (
     build_tables,
     collect_runs,
@@ -140,10 +140,9 @@ def test_plot_is_a_png(runs, tmp_path):
 
 
 def test_positional_dir():
-    assert positional_dir(["x", "runs/a b", "metric=cer"]) == ["x", "dir='runs/a b'",
-                                                                "metric=cer"]
-    assert positional_dir(["x", "dir=runs"]) == ["x", "dir=runs"]
-    assert positional_dir(["x", "--help"]) == ["x", "--help"]
+    assert as_option(["runs/a b", "metric=cer"], "dir") == ["dir='runs/a b'", "metric=cer"]
+    assert as_option(["dir=runs"], "dir") == ["dir=runs"]
+    assert as_option(["--help"], "dir") == ["--help"]
 
 
 def _cli(*args, cwd):

@@ -52,14 +52,18 @@ def test_beam_search_with_one_beam_equals_greedy() -> None:
     dec = _decoder()
     frames = torch.randn(3, 9, 16)
     lengths = torch.tensor([9, 5, 2])
-    greedy_ids, greedy_w = dec.greedy(frames, lengths)
-    beam_ids, beam_w = dec.beam_search(frames, lengths, beam=1)
-    assert beam_ids == greedy_ids
-    for g, b, n in zip(greedy_w, beam_w, lengths.tolist(), strict=True):
+    greedy = dec.greedy(frames, lengths)
+    beam = dec.beam_search(frames, lengths, beam=1)
+    assert beam.ids == greedy.ids
+    for g, b, n in zip(greedy.weights, beam.weights, lengths.tolist(), strict=True):
         assert g.shape == b.shape and g.shape[-1] == n
         torch.testing.assert_close(g, b, atol=1e-5, rtol=1e-4)
-    wide_ids, _ = dec.beam_search(frames, lengths, beam=4)
-    assert all(len(ids) <= dec.max_len for ids in wide_ids)
+    for ids, g, b in zip(greedy.ids, greedy.probs, beam.probs, strict=True):
+        assert len(g) in (len(ids), len(ids) + 1)  # + <eos> when the line ended
+        assert all(0 < p <= 1 for p in g)
+        torch.testing.assert_close(torch.tensor(g), torch.tensor(b), atol=1e-5, rtol=1e-4)
+    wide = dec.beam_search(frames, lengths, beam=4)
+    assert all(len(ids) <= dec.max_len for ids in wide.ids)
 
 
 def test_ctc_min_frames_counts_repeats() -> None:

@@ -32,7 +32,6 @@ from torch import nn
 
 from htr_ssl.cli._config import resume_and_run_dir, to_dataclass, user_errors
 from htr_ssl.cli.evaluate import output_dir
-from htr_ssl.cli.predict import check_output
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.image import ImageReadError, load_gray
 from htr_ssl.data.pipeline import DataConfig, check_split, eval_split, make_loader, prepare
@@ -43,6 +42,8 @@ from htr_ssl.data.readers.pagexml import read_pagexml
 from htr_ssl.data.sample import Sample, TextImageDataset
 from htr_ssl.data.transforms import AugmentConfig, as_callable, build_augment
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
+from htr_ssl.inference.inputs import Inputs
+from htr_ssl.inference.outputs import record_file
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
@@ -107,15 +108,15 @@ def load_in_training(ctx, path: Path, sample_id: str = "line-7", strict: bool = 
     return [dataset[(0, seed)] for seed in range(8)]
 
 
-def degenerate_polygon(ctx) -> object:
-    """A PAGE TextLine whose polygon is three times the same point."""
+def degenerate_polygon(ctx, points: str = "5,5 5,5 5,5") -> object:
+    """A PAGE TextLine whose polygon is three times the same point (or `points`)."""
     ctx.write_image(ctx.tmp / "page.png", height=100, width=200)
     (ctx.tmp / "p.xml").write_text(
         '<PcGts><Page imageFilename="page.png"><TextRegion><TextLine id="l1">'
-        '<Coords points="5,5 5,5 5,5"/><TextEquiv><Unicode>ab</Unicode></TextEquiv>'
+        f'<Coords points="{points}"/><TextEquiv><Unicode>ab</Unicode></TextEquiv>'
         "</TextLine></TextRegion></Page></PcGts>")
     samples = read_pagexml(ctx.tmp)
-    return TextImageDataset(samples, Alphabet(("a", "b")), height=32)[0]
+    return TextImageDataset(samples, Alphabet(("a", "b")), height=32)[0] if samples else None
 
 
 def bomb_in_training(ctx) -> None:
@@ -390,8 +391,11 @@ CASES = [
                       lambda c: ["skipping sample line-7", str(c.tmp / "x.png"), "1x1 pixels"],
                       "data.strict_images=false skips"), id="image-1x1-skipped"),
     pytest.param(Case(degenerate_polygon, None,
-                      lambda c: ["skipping sample p/l1", "(5, 5, 6, 6)", "1x1 pixels"],
-                      "Fix: correct the line's coordinates"), id="page-polygon-one-point"),
+                      lambda c: ["p.xml line l1", "has 1 distinct points"],
+                      "Fix: correct those lines' coordinates"), id="page-polygon-one-point"),
+    pytest.param(Case(lambda c: degenerate_polygon(c, "5,5 6,5 7,5"), None,
+                      lambda c: ["skipping sample p/l1", "(5, 5, 8, 6)", "3x1 pixels"],
+                      "Fix: correct the line's coordinates"), id="page-polygon-flat"),
     pytest.param(Case(bomb_in_training, None, lambda c: ["skipping sample bomb-1",
                                                          "decompression bomb"],
                       "data.strict_images=false skips"), id="image-bomb-skipped-in-training"),
@@ -493,17 +497,18 @@ CASES = [
                  id="new-run-in-finished-folder"),
     pytest.param(Case(best_without_last, FileExistsError,
                       lambda c: [str(c.tmp / "run"), "best.pt", "no last.pt"],
-                      "a new run would overwrite it. Fix: continue from it with resume="),
+                      "a new run would overwrite it. Fix: choose a new run directory .* "
+                      "finetune.init_from="),
                  id="new-run-over-best-checkpoint"),
     pytest.param(Case(resume_with_other_options, checkpoint.CheckpointError,
                       lambda c: [str(c.tmp / "run" / "last.pt"), "data.labels 1.0 -> 0.5"],
                       "Fix: resume with the run's own options, or add fork=true"),
                  id="resume-with-changed-options"),
-    pytest.param(Case(lambda c: check_output(str(c.tmp), False), ValueError,
-                      lambda c: [f"out={c.tmp} is a folder"], "give the TSV file to write"),
+    pytest.param(Case(lambda c: record_file(str(c.tmp), False, Inputs([], [])), ValueError,
+                      lambda c: [f"out={c.tmp} is a folder"], "give the file to write"),
                  id="predict-out-is-a-folder"),
-    pytest.param(Case(lambda c: check_output(str(c.tmp / "m.txt") if (c.tmp / "m.txt").write_text(
-                          "keep") else "", False), FileExistsError,
+    pytest.param(Case(lambda c: record_file(str(c.tmp / "m.txt") if (c.tmp / "m.txt").write_text(
+                          "keep") else "", False, Inputs([], [])), FileExistsError,
                       lambda c: [f"out={c.tmp / 'm.txt'} already exists"],
                       "Fix: choose another out=, or add overwrite=true"),
                  id="predict-out-exists"),

@@ -131,7 +131,7 @@ def test_predict_keeps_files_and_every_line_it_read(recognizer, tiny_lines, tmp_
                "overwrite=true", "batch_size=1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = out.read_text().splitlines()
-    assert rows[0] == "path\ttext"
+    assert rows[0] == "path\tline\ttext\tconfidence\tword_confidences"
     assert [r.split("\t")[0] for r in rows[1:]] == [str(images / "000.png"),
                                                    str(images / "002.png")]
     assert "1 of 3 images were unreadable" in proc.stdout + proc.stderr  # the log: stdout

@@ -9,15 +9,11 @@ from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.pipeline import DataConfig, eval_split, make_loader, prepare
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.eval.evaluate import evaluate
+from htr_ssl.inference.model_file import recognizer_from_checkpoint
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig
 from htr_ssl.train import checkpoint
-from htr_ssl.train.finetune import (
-    FinetuneConfig,
-    TrainJob,
-    recognizer_from_checkpoint,
-    train_recognizer,
-)
+from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
@@ -37,12 +33,15 @@ def test_run_writes_results_and_checkpoint_reloads_identically(tiny_lines, tmp_p
     assert {"cer", "wer", "wacc", "wacc_caseless", "line_acc"} <= set(metrics)
     assert metrics["n"] == summary["test"]["n"] == 6
     header = (run / "predictions.tsv").read_text().splitlines()[0]
-    assert header == "id\treference\thypothesis\tcer"
+    assert header == "id\treference\thypothesis\tcer\tconfidence\tword_confidences"
     assert Alphabet.load(run / "alphabet.json") == Alphabet.from_dict(
         checkpoint.load(run / "best.pt")["alphabet"])
     assert (run / "labeled_ids.tsv").exists() and (run / "splits.tsv").exists()
 
     ckpt = checkpoint.load(run / "best.pt")
+    # best.pt is read for its weights: no optimizer state, a third of last.pt's size
+    assert "optimizer" not in ckpt and "optimizer" in checkpoint.load(run / "last.pt")
+    assert (run / "best.pt").stat().st_size < 0.5 * (run / "last.pt").stat().st_size
     a, alphabet = recognizer_from_checkpoint(ckpt)
     b, _ = recognizer_from_checkpoint(ckpt)
     data = prepare(DataConfig(name="folder", root=str(tiny_lines), height=32), None, alphabet)

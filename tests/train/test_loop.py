@@ -60,21 +60,34 @@ def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_continues_exactly(loader, tmp_path):
+def test_resume_continues_exactly(loader, tmp_path, monkeypatch):
     torch.manual_seed(0)
     straight = Toy()
     fit(straight, toy_loss, loader, _cfg(), tmp_path / "a")
 
+    save = checkpoint.save
+
+    def keep_step_5(state, path):  # last.pt of step 5 is replaced at step 9: keep a copy
+        save(state, path)
+        if path.name == "last.pt" and state["loop"]["step"] == 5:
+            save(state, path.with_name("mid.pt"))
+
+    monkeypatch.setattr(checkpoint, "save", keep_step_5)
     torch.manual_seed(0)
     half = Toy()
     res = fit(half, toy_loss, loader, _cfg(max_steps=9, val_every=5), tmp_path / "d",
               validate=lambda m: {"cer": 1.0})
     # re-run the second half from the step-5 checkpoint (mid-epoch: 4 batches per epoch)
-    mid = checkpoint.load(tmp_path / "d" / "best.pt")
+    mid = checkpoint.load(tmp_path / "d" / "mid.pt")
     assert mid["loop"]["step"] == 5 and mid["loop"]["batch_in_epoch"] == 1
+    best = checkpoint.load(tmp_path / "d" / "best.pt")  # weights only: no optimizer state
+    assert "optimizer" not in best and best["loop"]["step"] == 5
+    with pytest.raises(checkpoint.CheckpointError, match=r"lacks optimizer.*last\.pt"):
+        fit(Toy(), toy_loss, loader, _cfg(max_steps=9), tmp_path / "d3",
+            resume=tmp_path / "d" / "best.pt")
     resumed = Toy()
     fit(resumed, toy_loss, loader, _cfg(max_steps=9, val_every=5), tmp_path / "d2",
-        resume=tmp_path / "d" / "best.pt")
+        resume=tmp_path / "d" / "mid.pt")
     for k, v in _weights(straight).items():
         torch.testing.assert_close(_weights(resumed)[k], v, rtol=0, atol=0)
         torch.testing.assert_close(_weights(half)[k], v, rtol=0, atol=0)

@@ -11,6 +11,7 @@ import logging
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from htr_ssl.data.sample import Sample
@@ -18,6 +19,22 @@ from htr_ssl.data.sample import Sample
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass
+class PageDoc:
+    """What one PAGE or ALTO file holds: its TextLines with usable geometry, in document order
+    (text "" where a line has none: segmenter output), each line's position among the file's
+    TextLine elements (how a writer finds it again), and why the others were left out."""
+
+    path: Path
+    kind: str  # "page" | "alto"
+    image: Path  # the page image the file names, where it was found (it may be missing)
+    image_ref: str = ""  # the image as the file names it
+    lines: list[Sample] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "line <id>: why", one per line left out
+    problem: str | None = None  # why no line of the file can be read (then `lines` is empty)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -213,6 +230,20 @@ def count_skipped(n: int, why: str, where: Path) -> None:
     """One summary warning for rows a reader had to skip."""
     if n:
         log.warning("skipped %d %s in %s", n, why, where)
+
+
+def report_skipped(notes: Sequence[str], why: str, where: Path) -> None:
+    """One summary warning for lines a reader had to skip, naming the first few."""
+    if notes:
+        more = f" (+{len(notes) - 3} more)" if len(notes) > 3 else ""
+        log.warning("skipped %d %s in %s: %s%s. Fix: correct those lines' coordinates in the "
+                    "XML, or remove the lines", len(notes), why, where, "; ".join(notes[:3]),
+                    more)
+
+
+def distinct(points: Sequence[tuple[int, int]]) -> int:
+    """How many different points a polygon has: fewer than 3 enclose nothing."""
+    return len(set(points))
 
 
 def read_id_list(path: Path) -> list[str]:

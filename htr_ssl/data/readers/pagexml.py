@@ -2,8 +2,10 @@
 
 Tags are matched by local name so the 2010, 2013-07-15 and 2019-07-15 namespaces all work.
 Each `TextLine` becomes a page crop masked by its `Coords` polygon; its text is the line's own
-`TextEquiv` (index="0" or the first), never the Word-level ones. XML files that are not PAGE
-(a Transkribus `mets.xml`, `metadata.xml`) are ignored.
+`TextEquiv` (index="0" or the first), never the Word-level ones, and "" when it has none (a
+segmenter's output: pretraining reads such lines, training drops them with a count). A line
+whose polygon has fewer than 3 distinct points is left out with a warning naming it. XML files
+that are not PAGE (a Transkribus `mets.xml`, `metadata.xml`) are ignored.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from pathlib import Path
 from htr_ssl.data.image import polygon_bbox
 from htr_ssl.data.readers.common import (
     DatasetFormatError,
+    PageDoc,
     children,
-    count_skipped,
     descendants,
+    distinct,
     keep_existing,
     local,
     missing,
     parse_xml_files,
     pixel,
+    report_skipped,
     resolve_image,
 )
 from htr_ssl.data.sample import Point, Sample
@@ -73,36 +77,52 @@ def line_text(line: ET.Element) -> str:
     return " ".join((uni[0].text or "").split()) if uni else ""
 
 
+def page_doc(path: Path, tree: ET.Element, strict: bool = False) -> PageDoc | None:
+    """Every TextLine of a parsed PAGE file with a usable Coords polygon, or None when the file
+    is not PAGE. Lines without text are kept (text ""): they are what a segmenter writes."""
+    if local(tree.tag) != "PcGts":
+        return None
+    position = {id(e): n for n, e in enumerate(descendants(tree, "TextLine"))}
+    doc = PageDoc(path, "page", path.with_suffix(".png"))
+    for k, page in enumerate(descendants(tree, "Page")):
+        ref = page.get("imageFilename", f"{path.stem}.png")
+        image = resolve_image(ref, path)
+        if k == 0:
+            doc.image, doc.image_ref = image, ref
+        for n, line in enumerate(descendants(page, "TextLine")):
+            lid = line.get("id") or f"l{n}"
+            try:
+                poly = line_polygon(line)
+            except ValueError as err:
+                if strict:
+                    raise DatasetFormatError(
+                        f"{path}: TextLine {line.get('id')}: bad Coords ({err}). Fix: give "
+                        "it points like '10,20 50,20 50,40', or drop reader_args.strict to "
+                        "skip such lines") from err
+                doc.skipped.append(f"line {lid}: bad Coords ({err})")
+                continue
+            if distinct(poly) < 3:
+                doc.skipped.append(f"line {lid}: its Coords polygon has {distinct(poly)} "
+                                   "distinct points, fewer than the 3 that enclose a line")
+                continue
+            doc.lines.append(Sample(f"{path.stem}/{lid}", image, line_text(line),
+                                    writer=path.stem, bbox=polygon_bbox(poly),
+                                    polygon=tuple(poly)))
+            doc.order.append(position[id(line)])
+    return doc
+
+
 def read_pagexml(root: Path, strict: bool = False) -> list[Sample]:
-    """One Sample per TextLine with text, across all PAGE files under `root`."""
+    """One Sample per TextLine (text "" where it has none), across all PAGE files under
+    `root`."""
     samples: list[Sample] = []
-    untexted = unshaped = 0
+    skipped: list[str] = []
     for path, tree in parse_xml_files(xml_files(root, "PAGE XML"), strict):
-        if local(tree.tag) != "PcGts":
+        doc = page_doc(path, tree, strict)
+        if doc is None:
             log.debug("not a PAGE file, ignored: %s", path)
             continue
-        for page in descendants(tree, "Page"):
-            image = resolve_image(page.get("imageFilename", f"{path.stem}.png"), path)
-            for n, line in enumerate(descendants(page, "TextLine")):
-                text = line_text(line)
-                if not text:
-                    untexted += 1
-                    continue
-                try:
-                    poly = line_polygon(line)
-                except ValueError as err:
-                    if strict:
-                        raise DatasetFormatError(
-                            f"{path}: TextLine {line.get('id')}: bad Coords ({err}). Fix: give "
-                            "it points like '10,20 50,20 50,40', or drop reader_args.strict to "
-                            "skip such lines") from err
-                    poly = []
-                if len(poly) < 3:
-                    unshaped += 1
-                    continue
-                lid = line.get("id") or f"l{n}"
-                samples.append(Sample(f"{path.stem}/{lid}", image, text, writer=path.stem,
-                                      bbox=polygon_bbox(poly), polygon=tuple(poly)))
-    count_skipped(untexted, "PAGE TextLines without text", Path(root))
-    count_skipped(unshaped, "PAGE TextLines without a usable Coords polygon", Path(root))
+        samples += doc.lines
+        skipped += [f"{path.name} {note}" for note in doc.skipped]
+    report_skipped(skipped, "PAGE TextLines without a usable Coords polygon", Path(root))
     return keep_existing(samples, strict)
