@@ -19,11 +19,12 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Batch
 from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.eval.decoding import CTCBeamDecoder
+from htr_ssl.inference.runtime import autocast
 from htr_ssl.models.encoders import Encoder, EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.speed import adamw, autocast, compile_model
+from htr_ssl.train.speed import adamw, compile_model
 
 Step = Callable[[Batch], None]
 CHARS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'\"!?()-&/#*+")

@@ -33,9 +33,9 @@ from _results import (
 from _workloads import CHARS, count_flops, plain_path
 from torch.profiler import ProfilerActivity, profile
 
+from htr_ssl.inference.runtime import autocast
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
-from htr_ssl.train.speed import autocast
 
 PATHS = ("plain", "fused")
 # op -> kind; "masking" is the padding masks' multiplications and fills (in training, the

@@ -47,9 +47,10 @@ def serve(preset: str, height: int, precision: str, path: str, device: torch.dev
     seconds), "flops" (FLOPs of a step) or "threads"; end at EOF."""
     from _workloads import count_flops, plain_path
 
+    from htr_ssl.inference.runtime import autocast
     from htr_ssl.models.encoders import EncoderConfig
     from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
-    from htr_ssl.train.speed import adamw, autocast, reuse_freed_memory
+    from htr_ssl.train.speed import adamw, reuse_freed_memory
 
     fused = path == "fused"
     if fused and device.type == "cpu":

@@ -53,8 +53,8 @@ def _check(config: DictConfig, mode: str, note: bool = False) -> None:
 
 
 def _check_folder(folder: str, option: str) -> None:
-    from htr_ssl.cli._config import fail
-    from htr_ssl.train.checkpoint import OutputDirError, ensure_writable
+    from htr_ssl.cli._errors import fail
+    from htr_ssl.inference.runtime import OutputDirError, ensure_writable
 
     try:
         ensure_writable(Path(folder), f"{option}=...", "output folder")

@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from htr_ssl.cli._errors import fail, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
 
 T = TypeVar("T")
@@ -187,41 +188,3 @@ def quiet_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if int(os.environ.get("RANK", "0")) > 0:
         logging.getLogger().setLevel(logging.WARNING)
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors a user causes and can fix, and stops a user asked for: shown as one clear line,
-    not a traceback."""
-    from htr_ssl.data.alphabet import OutOfAlphabetError
-    from htr_ssl.data.image import ImageReadError
-    from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
-    from htr_ssl.train.checkpoint import CheckpointError, OutputDirError
-    from htr_ssl.train.interrupt import TrainingInterrupted
-    from htr_ssl.train.loop import TrainingDiverged
-
-    return (DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
-            CheckpointError, OutputDirError, TrainingDiverged, TrainingInterrupted,
-            KeyboardInterrupt, FileExistsError, FileNotFoundError, ValueError)
-
-
-def fail(err: BaseException) -> None:
-    """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback).
-
-    A run stopped by SIGTERM / Ctrl-C (TrainingInterrupted) prints where it saved and how to
-    continue, and exits with 128 + the signal (143 / 130), as shells and schedulers expect.
-    """
-    import os
-    import sys
-
-    from htr_ssl.train.interrupt import TrainingInterrupted
-
-    if os.environ.get("HTR_SSL_DEBUG"):
-        raise err
-    if isinstance(err, TrainingInterrupted):
-        print(f"stopped: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code)
-    if isinstance(err, KeyboardInterrupt):
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        raise SystemExit(130)
-    print(f"error: {err}", file=sys.stderr)
-    raise SystemExit(2)

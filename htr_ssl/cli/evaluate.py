@@ -13,9 +13,9 @@ from htr_ssl.cli._config import command, resolved, to_dataclass
 from htr_ssl.data.pipeline import DataConfig, check_split, make_loader, prepare, whole_set
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, resolve_head, write_results
 from htr_ssl.eval.metrics import MetricConfig
+from htr_ssl.inference import runtime
 from htr_ssl.inference.model_file import load, recognizer_from_checkpoint
-from htr_ssl.train import checkpoint
-from htr_ssl.train.distributed import resolve_device
+from htr_ssl.inference.runtime import resolve_device
 
 SPLIT_CHOICES = ("auto", "train", "val", "test", "all")
 
@@ -67,11 +67,11 @@ def output_dir(cfg: DictConfig, decode: DecodeConfig, head: str, name: str | Non
     for the split in the default folder's name."""
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.checkpoint).parent / run_name(
         name or cfg.split, decode, head)
-    if (out / checkpoint.DONE).is_file() or any(out.glob("*.pt")):
+    if (out / runtime.DONE).is_file() or any(out.glob("*.pt")):
         raise FileExistsError(f"out_dir={out} holds a training run: its metrics.json and "
                               "predictions.tsv would be overwritten. Fix: choose another "
                               "out_dir (or leave it unset: <checkpoint folder>/eval_<split>_...)")
-    checkpoint.ensure_writable(out, "out_dir=...", "output folder")
+    runtime.ensure_writable(out, "out_dir=...", "output folder")
     return out
 
 

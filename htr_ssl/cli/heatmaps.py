@@ -11,7 +11,7 @@ from htr_ssl.data.sample import Sample
 from htr_ssl.eval.heatmap_report import HeatmapConfig, write_heatmaps
 from htr_ssl.eval.heatmaps import load_subject
 from htr_ssl.inference.inputs import collect_images, read_inputs_file
-from htr_ssl.train.distributed import resolve_device
+from htr_ssl.inference.runtime import resolve_device
 
 
 def as_list(value) -> list[str]:

@@ -13,7 +13,7 @@ from htr_ssl.inference.inputs import collect, read_inputs_file
 from htr_ssl.inference.model_file import load_recognizer
 from htr_ssl.inference.outputs import check_format
 from htr_ssl.inference.predict import PredictOptions, plan, predict
-from htr_ssl.train.distributed import resolve_device
+from htr_ssl.inference.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

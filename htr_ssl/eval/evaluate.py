@@ -20,8 +20,8 @@ from htr_ssl.data.sampler import sorted_windows
 from htr_ssl.eval.confidence import Reading, attention_confidences, ctc_reading
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.eval.metrics import MetricConfig, compute_metrics, sample_cer
+from htr_ssl.inference.runtime import autocast, check_precision
 from htr_ssl.models.recognizer import Recognizer
-from htr_ssl.train.speed import autocast, check_precision
 
 log = logging.getLogger(__name__)
 

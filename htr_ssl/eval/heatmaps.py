@@ -25,10 +25,10 @@ from torch import nn
 
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Batch
+from htr_ssl.inference import model_file
 from htr_ssl.models.encoders import Encoder, EncoderConfig
 from htr_ssl.models.ops import valid_mask
 from htr_ssl.models.recognizer import Recognizer
-from htr_ssl.train import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def _run_name(path: Path) -> str | None:
 def load_subject(path: Path | str, name: str | None = None) -> Subject:
     """A recognizer checkpoint, or a pretext checkpoint (its encoder from `encoder_config`)."""
     path = Path(path)
-    ckpt = checkpoint.load(path)
+    ckpt = model_file.load(path)
     kind = ckpt.get("kind")
     name = name or ckpt.get("method") or _run_name(path) or f"{path.parent.name}/{path.stem}"
     if kind == "recognizer":
@@ -263,7 +263,7 @@ def load_subject(path: Path | str, name: str | None = None) -> Subject:
         return Subject(str(name), model.encoder, recognizer=model.eval(), alphabet=alphabet)
     if kind == "pretext":
         return _pretext_subject(path, ckpt, str(name))
-    raise checkpoint.CheckpointError(f"{path} is a {kind!r} checkpoint; heat maps need a "
+    raise model_file.CheckpointError(f"{path} is a {kind!r} checkpoint; heat maps need a "
                                      "recognizer or pretext checkpoint written by htr-ssl")
 
 
@@ -281,8 +281,8 @@ def _pretext_subject(path: Path, ckpt: dict[str, Any], name: str) -> Subject:
         else:
             return Subject(name, model.encoder, pretext=model)
     if not isinstance(ckpt.get("encoder_config"), dict):
-        raise checkpoint.CheckpointError(f"pretext checkpoint {path} has no 'encoder_config': "
+        raise model_file.CheckpointError(f"pretext checkpoint {path} has no 'encoder_config': "
                                          "cannot rebuild its encoder")
     encoder = Encoder(EncoderConfig(**ckpt["encoder_config"]))
-    checkpoint.load_encoder(encoder, path)
+    model_file.load_encoder(encoder, path)
     return Subject(name, encoder.eval())

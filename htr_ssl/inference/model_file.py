@@ -10,6 +10,7 @@ takes an export, since `load` returns both as the same dictionary.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
 from importlib.metadata import PackageNotFoundError, version
@@ -28,6 +29,8 @@ try:  # numpy 2 (which still reads "numpy.core" in the pickles numpy 1 wrote)
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy 1
     from numpy.core.multiarray import _reconstruct
+
+log = logging.getLogger(__name__)
 
 META_KEY = "htr_ssl"
 # What reaches an export from the run's data config and description: names and numbers only.
@@ -260,3 +263,24 @@ def describe(path: Path | str) -> dict[str, Any]:
 
 __all__ = ["CheckpointError", "describe", "export_recognizer", "load",
            "load_recognizer", "load_weights", "recognizer_from_checkpoint", "weight_mismatch"]
+
+
+def load_encoder(encoder: nn.Module, path: Path | str,
+                 ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Copy the `encoder.*` weights of any htr-ssl checkpoint into `encoder` (strict); `ckpt`
+    is the checkpoint's content when it was already loaded from `path`."""
+    ckpt = ckpt if ckpt is not None else load(path)
+    prefix = "encoder."
+    weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
+    if not weights:
+        raise CheckpointError(f"checkpoint {path} holds no encoder weights (no 'encoder.*' keys)")
+    saved = ckpt.get("encoder_config") or (ckpt.get("config") or {}).get("model") or {}
+    preset = f" (it was written with model={saved.get('preset')})" if saved.get("preset") else ""
+    load_weights(encoder, weights, path, "encoder",
+                 f"use the model preset and options of the run that wrote it{preset}")
+    left = sorted({k.split(".")[0] + "." + k.split(".")[1] for k in ckpt["model"]
+                   if not k.startswith(prefix) and "." in k})
+    log.info("loaded %d encoder tensors from %s (%s checkpoint, step %s)%s", len(weights), path,
+             ckpt.get("kind", "?"), (ckpt.get("loop") or {}).get("step"),
+             f"; not loaded (the checkpoint's own heads): {', '.join(left)}" if left else "")
+    return ckpt

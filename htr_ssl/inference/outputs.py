@@ -63,7 +63,7 @@ def check_format(fmt: str, out: str | None) -> None:
 def record_file(out: str | None, overwrite: bool, inputs: Inputs) -> Path | None:
     """The record file `out`, checked: not a folder, not an input, not an existing file
     unless `overwrite`, writable."""
-    from htr_ssl.train.checkpoint import ensure_writable
+    from htr_ssl.inference.runtime import ensure_writable
 
     if not out:
         return None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from htr_ssl.models.encoders import BasicBlock, ConvBNReLU, MaxPool
+from htr_ssl.models.blocks import BasicBlock, ConvBNReLU, MaxPool
 from htr_ssl.models.ops import zero_columns_
 
 if TYPE_CHECKING:

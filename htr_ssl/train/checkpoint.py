@@ -16,19 +16,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-# Reading model files is the inference side's job (it never imports training code); these
-# names stay importable from here, where the training code has always found them.
+# Reading model files and checking output folders are the inference side's job (it never imports
+# training code); the training code finds these names here too.
 from htr_ssl.inference.model_file import (
     LEGACY_NUMPY,
     CheckpointError,
     load,
+    load_encoder,
     load_weights,
     weight_mismatch,
 )
+from htr_ssl.inference.runtime import DONE, OutputDirError, ensure_writable
 
-__all__ = ["LEGACY_NUMPY", "CheckpointError", "load", "load_weights", "weight_mismatch"]
+__all__ = ["DONE", "LEGACY_NUMPY", "CheckpointError", "OutputDirError", "ensure_writable", "load",
+           "load_encoder", "load_weights", "weight_mismatch"]
 
 log = logging.getLogger(__name__)
 
@@ -104,50 +106,9 @@ def clean_partial(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_encoder(encoder: nn.Module, path: Path | str,
-                 ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Copy the `encoder.*` weights of any htr-ssl checkpoint into `encoder` (strict); `ckpt`
-    is the checkpoint's content when it was already loaded from `path`."""
-    ckpt = ckpt if ckpt is not None else load(path)
-    prefix = "encoder."
-    weights = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
-    if not weights:
-        raise CheckpointError(f"checkpoint {path} holds no encoder weights (no 'encoder.*' keys)")
-    saved = ckpt.get("encoder_config") or (ckpt.get("config") or {}).get("model") or {}
-    preset = f" (it was written with model={saved.get('preset')})" if saved.get("preset") else ""
-    load_weights(encoder, weights, path, "encoder",
-                 f"use the model preset and options of the run that wrote it{preset}")
-    left = sorted({k.split(".")[0] + "." + k.split(".")[1] for k in ckpt["model"]
-                   if not k.startswith(prefix) and "." in k})
-    log.info("loaded %d encoder tensors from %s (%s checkpoint, step %s)%s", len(weights), path,
-             ckpt.get("kind", "?"), (ckpt.get("loop") or {}).get("step"),
-             f"; not loaded (the checkpoint's own heads): {', '.join(left)}" if left else "")
-    return ckpt
-
-
 # run folders -------------------------------------------------------------------------------
 
-DONE = "done"
 FINISHED = "finished"
-
-
-class OutputDirError(RuntimeError):
-    """The run directory cannot be created or written."""
-
-
-def ensure_writable(run_dir: Path, option: str = "run_dir=... or hydra.run.dir=...",
-                    what: str = "run directory") -> None:
-    """Fail before any training (or inference) if files could not be written to `run_dir`;
-    `option` is what the user sets to choose another folder."""
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=run_dir):
-            pass
-    except OSError as err:
-        raise OutputDirError(
-            f"cannot write to the {what} {run_dir} ({err.strerror or err}). Fix: "
-            f"choose a writable folder ({option})") from err
 
 
 def mark_done(run_dir: Path, info: dict[str, Any]) -> None:

@@ -28,16 +28,6 @@ class DistInfo:
         return self.world > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` picks this process's GPU when there is one, else the CPU."""
-    if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={name} but no CUDA device is visible; use "
-                           "trainer.device=cpu or auto")
-    return torch.device(name)
-
-
 def init_from_env() -> DistInfo:
     """Join the process group that `torchrun` describes in the environment (no-op otherwise)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -24,20 +24,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from htr_ssl.inference.runtime import autocast, resolve_device
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import (
     DistInfo,
     all_agree,
     broadcast_flag,
     needs_find_unused,
-    resolve_device,
     sync_batchnorm,
     wrap_ddp,
 )
 from htr_ssl.train.interrupt import StopSignals, TrainingInterrupted
 from htr_ssl.train.logger import RunLogger
 from htr_ssl.train.schedule import delayed, lr_lambda
-from htr_ssl.train.speed import adamw, autocast, compile_model, pad_ratio, reuse_freed_memory
+from htr_ssl.train.speed import adamw, compile_model, pad_ratio, reuse_freed_memory
 from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -16,22 +15,6 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
-PRECISIONS = ("bf16", "fp32")
-
-
-def check_precision(precision: str, key: str = "precision") -> None:
-    """A clear error for a precision other than bf16 / fp32 (`key` names the config option)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"{key}={precision!r}; use bf16 or fp32")
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU and CUDA (about 2-3x faster convolutions and matmuls); losses and
-    log-softmax cast their inputs to fp32 themselves. fp32: no autocast."""
-    check_precision(precision)
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def compile_model(model: nn.Module, backend: str = "inductor") -> nn.Module:

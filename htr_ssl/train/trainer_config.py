@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from htr_ssl.train.speed import check_precision
+from htr_ssl.inference.runtime import check_precision
 
 SCHEDULES = ("cosine", "step", "constant")
 

@@ -1,7 +1,7 @@
 """The bad-input matrix: every way a user's data, config, checkpoint or disk can be wrong.
 
 Each case does the bad thing and checks what the user sees: the error type (one the commands
-print as a single `error: ...` line, see cli/_config.user_errors) or, for what is skipped and
+print as a single `error: ...` line, see cli/_errors.user_errors) or, for what is skipped and
 counted instead, the warning; and that the message names the file / line / sample / option
 and says how to fix it. A second table has the files that used to load silently wrong (16-bit,
 transparent, EXIF-rotated images, UTF-16 text, ...): they must load as a viewer shows them.
@@ -30,7 +30,8 @@ from bad_files import (
 from omegaconf import OmegaConf
 from torch import nn
 
-from htr_ssl.cli._config import resume_and_run_dir, to_dataclass, user_errors
+from htr_ssl.cli._config import resume_and_run_dir, to_dataclass
+from htr_ssl.cli._errors import user_errors
 from htr_ssl.cli.evaluate import output_dir
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.image import ImageReadError, load_gray

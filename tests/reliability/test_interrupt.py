@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from htr_ssl.cli._config import fail
+from htr_ssl.cli._errors import fail
 from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.alphabet import Alphabet

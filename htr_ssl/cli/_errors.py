@@ -1,0 +1,46 @@
+"""What a command does with an error: the user's own (one line, exit 2; a stop asked for:
+where it saved and 128 + the signal) or a bug (the traceback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user causes and can fix, and stops a user asked for: shown as one clear line,
+    not a traceback."""
+    from htr_ssl.data.alphabet import OutOfAlphabetError
+    from htr_ssl.data.image import ImageReadError
+    from htr_ssl.data.readers.common import DatasetFormatError, DatasetNotFoundError
+    from htr_ssl.inference.model_file import CheckpointError
+    from htr_ssl.inference.runtime import OutputDirError
+
+    errors: tuple[type[BaseException], ...] = (
+        DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
+        CheckpointError, OutputDirError, KeyboardInterrupt, FileExistsError, FileNotFoundError,
+        ValueError)
+    if "htr_ssl.train.loop" in sys.modules:  # only training raises these (reading never loads it)
+        from htr_ssl.train.interrupt import TrainingInterrupted
+        from htr_ssl.train.loop import TrainingDiverged
+
+        errors += (TrainingDiverged, TrainingInterrupted)
+    return errors
+
+
+def fail(err: BaseException) -> None:
+    """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback).
+
+    A run stopped by SIGTERM / Ctrl-C (TrainingInterrupted) prints where it saved and how to
+    continue, and exits with 128 + the signal (143 / 130), as shells and schedulers expect.
+    """
+    if os.environ.get("HTR_SSL_DEBUG"):
+        raise err
+    if type(err).__name__ == "TrainingInterrupted":  # training's, not imported when reading
+        print(f"stopped: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code)
+    if isinstance(err, KeyboardInterrupt):
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(130)
+    print(f"error: {err}", file=sys.stderr)
+    raise SystemExit(2)
