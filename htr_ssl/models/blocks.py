@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from htr_ssl.models.ops import relu_masked_, zero_columns_
+from htr_ssl.models.ops import max_pool_nhwc, relu_masked_, zero_columns_
 
 
 def mask_columns(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -127,19 +127,11 @@ class MaxPool(nn.Module):
 
     def _pool(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kh, kw = self.kernel
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         if (_inference(x) and not h % kh and not w % kw
                 and x.is_contiguous(memory_format=torch.channels_last)):
-            # the same maxima as pairwise maximums over a (B, H, W, C) view: half the time of
-            # max_pool2d's CPU kernel, which also computes indices nobody uses here
-            v = x.permute(0, 2, 3, 1).reshape(b, h // kh, kh, w // kw, kw, c)
-            y = v[:, :, 0]
-            for i in range(1, kh):
-                y = torch.maximum(y, v[:, :, i])
-            out = y[:, :, :, 0]
-            for j in range(1, kw):
-                out = torch.maximum(out, y[:, :, :, j])
-            return out.permute(0, 3, 1, 2), ceil_div(lengths, self.wstride)
+            # max_pool2d's CPU kernel also computes indices nobody uses here
+            return max_pool_nhwc(x, kh, kw), ceil_div(lengths, self.wstride)
         x = F.max_pool2d(x, self.kernel, self.kernel, ceil_mode=True)
         return x, ceil_div(lengths, self.wstride)
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from htr_ssl.models.blocks import BasicBlock, ConvBNReLU, MaxPool
-from htr_ssl.models.ops import zero_columns_
+from htr_ssl.models.ops import max_pool_nhwc, zero_columns_
 
 if TYPE_CHECKING:
     from htr_ssl.models.encoders import Encoder
@@ -98,15 +98,7 @@ def _as_int(x: torch.Tensor) -> torch.Tensor:
 def max_pool(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Max-pool with kernel = stride over a channels-last map >= 0, as pairwise maximums of
     strided views (no indices, no padding logic); the map's size must divide by the kernel."""
-    b, c, h, w = x.shape
-    v = _as_int(x).permute(0, 2, 3, 1).reshape(b, h // kh, kh, w // kw, kw, c)
-    y = v[:, :, 0]
-    for i in range(1, kh):
-        y = torch.maximum(y, v[:, :, i])
-    out = y[:, :, :, 0]
-    for j in range(1, kw):
-        out = torch.maximum(out, y[:, :, :, j])
-    return out.view(x.dtype).permute(0, 3, 1, 2)
+    return max_pool_nhwc(_as_int(x), kh, kw).view(x.dtype)
 
 
 def column_max(x: torch.Tensor) -> torch.Tensor:
