@@ -140,12 +140,12 @@ def test_options_a_config_lets_the_user_name_are_added_with_plus():
 
 
 def test_heatmaps_reads_an_inputs_file(tmp_path):
-    from htr_ssl.cli.heatmaps import input_list
+    from htr_ssl.cli.heatmaps import inputs_of
 
     listed = tmp_path / "paths.txt"
     listed.write_text("Écrits, vol. [1]/a.png\n\nb c.png\n", encoding="utf-8")
     cfg = OmegaConf.create({"inputs": ["x.png"], "inputs_file": str(listed)})
-    assert input_list(cfg) == ["x.png", "Écrits, vol. [1]/a.png", "b c.png"]
+    assert inputs_of(cfg) == ["x.png", "Écrits, vol. [1]/a.png", "b c.png"]
 
 
 def test_a_failed_command_leaves_no_run_folder(tmp_path):

@@ -10,7 +10,7 @@ from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.heatmap_report import HeatmapConfig, write_heatmaps
 from htr_ssl.eval.heatmaps import load_subject
-from htr_ssl.inference.inputs import collect_images, read_inputs_file
+from htr_ssl.inference.inputs import collect_images, input_list
 from htr_ssl.inference.runtime import resolve_device
 
 
@@ -18,15 +18,9 @@ def as_list(value) -> list[str]:
     return [str(v) for v in value] if isinstance(value, ListConfig) else [str(value)]
 
 
-def input_list(cfg: DictConfig) -> list[str]:
-    """`inputs=[...]` and the lines of `inputs_file=`, in that order."""
-    items = as_list(cfg.inputs) if cfg.inputs else []
-    if cfg.inputs_file:
-        items += read_inputs_file(cfg.inputs_file)
-    if not items:
-        raise ValueError("no inputs: give inputs=[line.png,folder/] or inputs_file=FILE (one "
-                         "image or folder per line)")
-    return items
+def inputs_of(cfg: DictConfig) -> list[str]:
+    return input_list(cfg.inputs, cfg.inputs_file, "inputs=[line.png,folder/] or "
+                      "inputs_file=FILE (one image or folder per line)")
 
 
 def input_samples(inputs: list[str], limit: int = 0) -> list[Sample]:
@@ -49,7 +43,7 @@ def main(cfg: DictConfig) -> None:
     options = {k: cfg[k] for k in ("head", "cmap", "alpha", "row_height", "batch_size",
                                    "sheet_height")}
     hm = to_dataclass(HeatmapConfig, {**options, "maps": tuple(as_list(cfg.maps))})
-    samples = input_samples(input_list(cfg), cfg.limit)
+    samples = input_samples(inputs_of(cfg), cfg.limit)
     device = resolve_device(cfg.device)
     subjects = [load_subject(p, n) for p, n in zip(paths, names, strict=True)]
     for s in subjects:

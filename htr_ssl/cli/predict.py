@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 from htr_ssl.cli._config import command, to_dataclass
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber
-from htr_ssl.inference.inputs import collect, read_inputs_file
+from htr_ssl.inference.inputs import collect, input_list
 from htr_ssl.inference.model_file import load_recognizer
 from htr_ssl.inference.outputs import check_format
 from htr_ssl.inference.predict import PredictOptions, plan, predict
@@ -18,16 +18,9 @@ from htr_ssl.inference.runtime import resolve_device
 log = logging.getLogger(__name__)
 
 
-def input_list(cfg: DictConfig) -> list[str]:
-    """`inputs=[...]` and the lines of `inputs_file=`, in that order."""
-    items = [str(v) for v in cfg.inputs] if isinstance(cfg.inputs, ListConfig) else (
-        [str(cfg.inputs)] if cfg.inputs else [])
-    if cfg.inputs_file:
-        items += read_inputs_file(cfg.inputs_file)
-    if not items:
-        raise ValueError("no inputs: give inputs=[a.png,pages/] or inputs_file=FILE (one "
-                         "image, page file or folder per line)")
-    return items
+def inputs_of(cfg: DictConfig) -> list[str]:
+    return input_list(cfg.inputs, cfg.inputs_file, "inputs=[a.png,pages/] or "
+                      "inputs_file=FILE (one image, page file or folder per line)")
 
 
 @command("predict", "htr-ssl-predict")
@@ -39,7 +32,7 @@ def main(cfg: DictConfig) -> None:
         "format", "out", "overwrite", "link_images", "batch_size", "num_workers",
         "sort_window")})
     check_format(opts.format, opts.out)
-    inputs = collect(input_list(cfg))
+    inputs = collect(inputs_of(cfg))
     where = plan(inputs, opts)  # before the model is read: a bad out= costs nothing
     for problem in inputs.problems:
         log.warning("%s", problem)

@@ -85,6 +85,21 @@ def read_inputs_file(path: str | Path) -> list[str]:
             if line.strip()]
 
 
+def input_list(inputs: Sequence[object] | object | None, inputs_file: str | None,
+               example: str) -> list[str]:
+    """A command's `inputs=[...]` (a list or one value) and the lines of `inputs_file=`, in
+    that order; none at all is an error whose fix shows `example` (what the command reads)."""
+    if isinstance(inputs, Sequence) and not isinstance(inputs, str):
+        items = [str(v) for v in inputs]
+    else:
+        items = [str(inputs)] if inputs else []
+    if inputs_file:
+        items += read_inputs_file(inputs_file)
+    if not items:
+        raise ValueError(f"no inputs: give {example}")
+    return items
+
+
 def collect_images(inputs: Sequence[str]) -> list[Path]:
     """Image files as given, plus every image below each folder (sorted); each file once."""
     paths: list[Path] = []
