@@ -40,6 +40,11 @@ class Pretext(nn.Module):
         """
         raise NotImplementedError
 
+    def after_step(self, encoder: Encoder) -> None:
+        """Called by the training loop after each optimizer step: where momentum targets
+        follow the online weights (momentum.py), so that `forward` changes no weights. Does
+        nothing by default."""
+
 
 def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean over each sample's valid frames: (B, T, C) -> (B, C)."""

@@ -10,10 +10,11 @@ for BYOL, a target network that is a slow exponential moving average of the onli
 
 The two methods share everything but the target:
 - `simsiam`: the target is the online projection of the other view, detached.
-- `byol`: the target is a momentum copy of encoder + projector. The encoder is not owned by a
-  pretext (it is passed to `forward`), so the copy lives here, under
-  `pretexts.byol.target_encoder.` in the checkpoint, next to the `step` buffer that drives the
-  momentum schedule: resume continues the exact same EMA.
+- `byol`: the target is a momentum copy of encoder + projector (momentum.py's rules, updated in
+  `after_step`, never in `forward`). The encoder is not owned by a pretext (it is passed to
+  `forward`), so the copy lives here, under `pretexts.byol.target_encoder.` in the checkpoint,
+  next to the `step` buffer that drives the momentum schedule: resume continues the exact same
+  EMA.
 
 Metrics: `acc` = % of instances whose prediction is closest (cosine) to its own target among
 the batch's targets (chance 100 / number of instances); `std` = mean per-dimension std of the
@@ -23,8 +24,6 @@ every line maps to the same point).
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +35,7 @@ from htr_ssl.pretext.base import Metrics, Pretext, chance, mlp, two_views
 from htr_ssl.pretext.instance import all_to_instance, window_to_instance
 from htr_ssl.pretext.losses.byol import normalized_mse
 from htr_ssl.pretext.losses.ntxent import positive_top1
+from htr_ssl.pretext.momentum import cosine_momentum, follow_online, frozen_copy
 
 INSTANCES = ("window", "line")
 
@@ -130,41 +130,20 @@ class BYOL(SimSiam):
 
     def __init__(self, cfg: BYOLConfig, encoder: Encoder) -> None:
         super().__init__(cfg, encoder)
-        self.target_encoder = copy.deepcopy(encoder)
-        self.target_projector = copy.deepcopy(self.projector)
-        for p in [*self.target_encoder.parameters(), *self.target_projector.parameters()]:
-            p.requires_grad_(False)
-        # training forwards so far: drives the momentum schedule, restored on resume
+        self.target_encoder = frozen_copy(encoder)
+        self.target_projector = frozen_copy(self.projector)
+        # target updates so far: drives the momentum schedule, restored on resume
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def momentum(self) -> float:
-        """EMA rate now: cosine from cfg.momentum to 1 over momentum_steps, or constant."""
-        base, total = self.cfg.momentum, self.cfg.momentum_steps
-        if total == 0:
-            return base
-        k = min(int(self.step), total)
-        return 1 - (1 - base) * (math.cos(math.pi * k / total) + 1) / 2
+        """EMA rate of the latest update: cosine from cfg.momentum to 1 over momentum_steps, or
+        constant."""
+        return cosine_momentum(self.cfg.momentum, int(self.step), self.cfg.momentum_steps)
 
-    @torch.no_grad()
-    def update_target(self, encoder: Encoder) -> float:
-        """target <- m * target + (1 - m) * online, for the parameters.
-
-        The first training forward copies the online weights (and BN statistics) instead, so
-        the target starts equal to the encoder even if weights were loaded into the encoder
-        after this module was built. Target BN statistics are otherwise its own. Returns the
-        rate used (0 for the copy).
-        """
-        m = self.momentum() if int(self.step) > 0 else 0.0
-        pairs = [(self.target_encoder, encoder), (self.target_projector, self.projector)]
-        if int(self.step) == 0:
-            for target, online in pairs:
-                target.load_state_dict(online.state_dict())
-        else:
-            for target, online in pairs:
-                for t, o in zip(target.parameters(), online.parameters(), strict=True):
-                    t.mul_(m).add_(o.detach(), alpha=1 - m)
-        self.step += 1
-        return m
+    def after_step(self, encoder: Encoder) -> None:
+        follow_online(self.step, [(self.target_encoder, encoder),
+                                  (self.target_projector, self.projector)],
+                      self.cfg.momentum, self.cfg.momentum_steps)
 
     def targets(self, encoder: Encoder, images: torch.Tensor, widths: torch.Tensor,
                 z: torch.Tensor) -> torch.Tensor:
@@ -172,8 +151,6 @@ class BYOL(SimSiam):
             return self.embed(self.target_encoder, self.target_projector, images, widths)
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        # validation (eval mode) must not move the target
-        m = self.update_target(encoder) if self.training else self.momentum()
         loss, metrics = super().forward(encoder, batch)
-        metrics["momentum"] = torch.tensor(m, device=loss.device)
+        metrics["momentum"] = torch.tensor(self.momentum(), device=loss.device)
         return loss, metrics

@@ -34,7 +34,7 @@ from htr_ssl.pretext.base import Metrics, Pretext, chance
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.losses.dino import dino_loss, teacher_probs
 from htr_ssl.pretext.losses.ntxent import positive_top1
-from htr_ssl.pretext.momentum import cosine_momentum, ema_update_, frozen_copy
+from htr_ssl.pretext.momentum import cosine_momentum, follow_online, frozen_copy
 from htr_ssl.pretext.multicrop import MultiCropOptions, line_views, pooled
 
 
@@ -90,16 +90,14 @@ class DINO(Pretext):
     def momentum(self) -> float:
         return cosine_momentum(self.cfg.momentum, int(self.step), self.cfg.momentum_steps)
 
+    def after_step(self, encoder: Encoder) -> None:
+        """EMA step of the teacher (momentum.py)."""
+        follow_online(self.step, [(self.teacher_encoder, encoder),
+                                  (self.teacher_head, self.head)],
+                      self.cfg.momentum, self.cfg.momentum_steps)
+
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         cfg = self.cfg
-        if self.training:
-            first = int(self.step) == 0
-            m = 0.0 if first else self.momentum()
-            ema_update_([(self.teacher_encoder, encoder), (self.teacher_head, self.head)], m,
-                        first)
-            self.step += 1
-        else:
-            m = self.momentum()
         views = line_views(batch, cfg, "dino")
         student = torch.stack([self.head(v) for v in pooled(encoder, views, cfg.contextual)])
         with torch.no_grad():
@@ -118,4 +116,4 @@ class DINO(Pretext):
                 self.center.mul_(cfg.center_momentum).add_(batch_center,
                                                            alpha=1 - cfg.center_momentum)
         return loss, {"acc": acc, "chance": chance(student.shape[1], acc), "entropy": entropy,
-                      "momentum": torch.tensor(m, device=acc.device)}
+                      "momentum": torch.tensor(self.momentum(), device=acc.device)}

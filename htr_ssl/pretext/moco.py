@@ -39,7 +39,7 @@ from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp, two
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.instance import MAPPINGS, InstanceOptions, ProjectionHead, map_instances
 from htr_ssl.pretext.losses.moco import moco_infonce, moco_top1
-from htr_ssl.pretext.momentum import cosine_momentum, ema_update_, frozen_copy
+from htr_ssl.pretext.momentum import cosine_momentum, follow_online, frozen_copy
 from htr_ssl.pretext.queue import FeatureQueue
 
 MOCO_MAPPINGS = ("line", *MAPPINGS)
@@ -84,13 +84,10 @@ class MoCo(Pretext):
     def momentum(self) -> float:
         return cosine_momentum(self.cfg.momentum, int(self.step), self.cfg.momentum_steps)
 
-    def update_target(self, encoder: Encoder) -> float:
-        """EMA step of the key encoder and head (a plain copy at the first step)."""
-        first = int(self.step) == 0
-        m = 0.0 if first else self.momentum()
-        ema_update_([(self.target_encoder, encoder), (self.target_head, self.head)], m, first)
-        self.step += 1
-        return m
+    def after_step(self, encoder: Encoder) -> None:
+        """EMA step of the key encoder and head (momentum.py)."""
+        follow_online(self.step, [(self.target_encoder, encoder), (self.target_head, self.head)],
+                      self.cfg.momentum, self.cfg.momentum_steps)
 
     def embed(self, encoder: Encoder, head: torch.nn.Module, images: torch.Tensor,
               widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +100,6 @@ class MoCo(Pretext):
 
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         views = two_views(batch, "moco")
-        m = self.update_target(encoder) if self.training else self.momentum()
         images, widths = views.flatten(0, 1), batch.widths.repeat(2)
         q, lengths = self.embed(encoder, self.head, images, widths)
         with torch.no_grad():
@@ -123,4 +119,4 @@ class MoCo(Pretext):
             self.queue.push(F.normalize(k[1].float(), dim=1))
         return loss, {"acc": acc, "chance": chance(q.shape[1] + len(queue), acc),
                       "queue": torch.tensor(float(len(queue)), device=acc.device),
-                      "momentum": torch.tensor(m, device=acc.device)}
+                      "momentum": torch.tensor(self.momentum(), device=acc.device)}

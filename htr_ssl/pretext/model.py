@@ -49,6 +49,11 @@ class PretextModel(nn.Module):
             metrics.update({f"{name}/{k}": v for k, v in m.items()})
         return total, metrics  # type: ignore[return-value]
 
+    def after_step(self) -> None:
+        """After each optimizer step (the training loop calls it): momentum targets move."""
+        for pretext in self.pretexts.values():
+            pretext.after_step(self.encoder)
+
 
 def build_pretext_model(encoder_cfg: EncoderConfig, pretexts: dict[str, Any],
                         weights: dict[str, float] | None = None,

@@ -1,10 +1,13 @@
-"""Building blocks of the momentum-teacher pretexts (moco, dino): an EMA copy and its schedule.
+"""Building blocks of the momentum-teacher pretexts (byol, moco, dino): an EMA copy and its
+schedule.
 
-BYOL (bootstrap.py) keeps its own copy of this logic; these are the same rules, shared by the
-methods added later: the copy starts equal to the online modules at the first training step
-(so weights loaded into the encoder after the pretext was built are copied too), then follows
-them as `target = m * target + (1 - m) * online`, parameters only (its BatchNorm statistics
-are its own).
+The target is updated by the pretext's `after_step` (which the training loop calls after each
+optimizer step), never by `forward`: a forward pass, in training or validation, changes no
+weights. The target starts as a copy of the online modules the pretext is built with (so load
+weights into the encoder before building the pretext, as `build_pretext_model` does), then
+follows them as `target = m * target + (1 - m) * online`, parameters only (its BatchNorm
+statistics are its own). The `step` buffer counts updates: it drives the schedule and is in
+the checkpoint, so a resumed run continues the exact same EMA.
 """
 
 from __future__ import annotations
@@ -35,12 +38,17 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def ema_update_(pairs: Sequence[tuple[nn.Module, nn.Module]], m: float, first: bool) -> None:
-    """For every (target, online) pair: copy the whole state on the `first` step, else move
-    the target's parameters a fraction 1 - m towards the online ones."""
+def ema_update_(pairs: Sequence[tuple[nn.Module, nn.Module]], m: float) -> None:
+    """Move every (target, online) pair's target parameters a fraction 1 - m towards the
+    online ones."""
     for target, online in pairs:
-        if first:
-            target.load_state_dict(online.state_dict())
-            continue
         for t, o in zip(target.parameters(), online.parameters(), strict=True):
             t.mul_(m).add_(o.detach(), alpha=1 - m)
+
+
+def follow_online(step: torch.Tensor, pairs: Sequence[tuple[nn.Module, nn.Module]], base: float,
+                  total: int) -> None:
+    """One update of every (target, online) pair: `step` (the update count, a buffer) advances
+    in place and the EMA runs at `cosine_momentum(base, step, total)`."""
+    step += 1
+    ema_update_(pairs, cosine_momentum(base, int(step), total))

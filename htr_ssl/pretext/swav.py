@@ -71,14 +71,16 @@ class SwAV(Pretext):
         self.queue = FeatureQueue(cfg.queue, cfg.dim)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
+    @torch.no_grad()
+    def after_step(self, encoder: Encoder) -> None:
+        """SwAV keeps the prototypes on the unit sphere; `step` counts optimizer steps."""
+        self.prototypes.copy_(F.normalize(self.prototypes, dim=1))
+        self.step += 1
+
     def forward(self, encoder: Encoder, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         cfg = self.cfg
-        if self.training:
-            with torch.no_grad():  # SwAV keeps the prototypes on the unit sphere
-                self.prototypes.copy_(F.normalize(self.prototypes, dim=1))
-            self.step += 1
         protos = self.prototypes
-        if int(self.step) <= cfg.freeze_prototypes:
+        if int(self.step) < cfg.freeze_prototypes:
             protos = protos.detach()
         views = line_views(batch, cfg, "swav")
         z = torch.stack([F.normalize(self.head(v), dim=-1)

@@ -206,6 +206,8 @@ class _Run:
         if dist_info.enabled:
             model = sync_batchnorm(model, self.device, cfg.sync_bn)
         self.model = model
+        # a model's own update after each optimizer step (pretexts' momentum targets)
+        self.after_step: Callable[[], None] = getattr(model, "after_step", lambda: None)
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("the model has no trainable parameters")
@@ -271,6 +273,7 @@ class _Run:
             self.grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
+            self.after_step()
             self.bad_in_row = 0
         else:
             state.skipped_steps += 1

@@ -88,6 +88,7 @@ def train_and_score(name: str, lines, steps: int, overrides: dict | None = None
         opt.zero_grad()
         loss.backward()
         opt.step()
+        model.after_step()  # momentum targets follow (as the training loop does)
     model.eval()
     with torch.no_grad():
         torch.manual_seed(123)

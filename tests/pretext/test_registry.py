@@ -35,6 +35,23 @@ def test_forward_backward_reaches_the_encoder(name, lines):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_forward_changes_no_weight_and_after_step_runs(name, lines):
+    """Weights move only through the optimizer and `after_step` (momentum targets, prototype
+    normalization), never as a side effect of a training forward."""
+    torch.manual_seed(0)
+    model = build_pretext_model(ENCODER, {name: pretext_config(name)})
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    model(to_batch(lines[:8], model.views))
+    for k, p in model.named_parameters():
+        assert torch.equal(p, before[k]), k
+    with torch.no_grad():  # stand-in for an optimizer step
+        for p in model.encoder.parameters():
+            p.add_(0.01)
+    model.after_step()
+    model(to_batch(lines[:8], model.views))  # and training goes on after it
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_round_trip(name, lines):
     torch.manual_seed(0)
     model = build_pretext_model(ENCODER, {name: pretext_config(name)}, {name: 0.5})
