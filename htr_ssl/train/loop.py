@@ -214,12 +214,15 @@ class _Run:
         base = lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio,
                          cfg.step_every, cfg.step_gamma)
         members = group_parameters(model, groups)
-        self.optimizer = adamw([{"params": p} for p in members if p], self.device, cfg.lr,
-                               cfg.weight_decay)
         factors = [base] + [delayed(base, g.start, cfg.warmup_steps, g.lr_scale)
                             for g in groups]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, [f for f, p in zip(factors, members, strict=True) if p])
+        param_groups, lambdas = [], []
+        for factor, params in zip(factors, members, strict=True):
+            for group in decay_groups(params, cfg.decay):
+                param_groups.append(group)
+                lambdas.append(factor)
+        self.optimizer = adamw(param_groups, self.device, cfg.lr, cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambdas)
         self.delayed_groups = [(g, p) for g, p in zip(groups, members[1:], strict=True)
                                if g.start > 0]
         self.state = LoopState()
@@ -378,6 +381,18 @@ def group_parameters(model: nn.Module, groups: tuple[ParamGroup, ...]
         if not found:
             raise ValueError(f"no trainable parameter is named {group.prefix}*")
     return members
+
+
+def decay_groups(params: list[nn.Parameter], decay: str) -> list[dict[str, Any]]:
+    """AdamW groups for `params`: one that takes the trainer's weight decay (`all`), or with
+    `weights` the matrices and kernels (dim >= 2) in one and biases and normalization scales in
+    another without decay. No group for no parameter."""
+    if decay == "all":
+        return [{"params": params}] if params else []
+    weights = [p for p in params if p.dim() >= 2]
+    others = [p for p in params if p.dim() < 2]
+    return ([{"params": weights}] if weights else []) + \
+        ([{"params": others, "weight_decay": 0.0}] if others else [])
 
 
 def _restore(resume: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

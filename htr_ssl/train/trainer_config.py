@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from htr_ssl.inference.runtime import check_precision
 
 SCHEDULES = ("cosine", "step", "constant")
+DECAY = ("all", "weights")  # what AdamW's weight decay applies to (see TrainerConfig)
 
 
 @dataclass
@@ -20,11 +21,14 @@ class TrainerConfig:
     memory for reuse (no page faults on the big maps of every step; the process keeps its peak
     memory; see speed.reuse_freed_memory). Under torchrun, `sync_bn` makes BatchNorm use
     global-batch statistics (GPUs and CPU), and `find_unused_parameters` (true, false or
-    auto: on for pretraining) lets DDP handle parameters a step leaves without gradient."""
+    auto: on for pretraining) lets DDP handle parameters a step leaves without gradient.
+    `decay`: `all` decays every parameter; `weights` only matrices and convolution kernels
+    (dim >= 2), not biases and normalization scales (nanoGPT's and most recipes' split)."""
 
     max_steps: int = 2000
     lr: float = 1e-3
     weight_decay: float = 0.01
+    decay: str = "all"
     warmup_steps: int = 100
     schedule: str = "cosine"
     min_lr_ratio: float = 0.01
@@ -55,6 +59,8 @@ class TrainerConfig:
         check_precision(self.precision, "trainer.precision")
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"trainer.monitor_mode={self.monitor_mode!r}; use min or max")
+        if self.decay not in DECAY:
+            raise ValueError(f"trainer.decay={self.decay!r}; valid: {', '.join(DECAY)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"trainer.schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         for option in ("lr", "weight_decay", "min_lr_ratio", "step_gamma", "grad_clip"):

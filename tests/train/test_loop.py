@@ -163,3 +163,28 @@ def test_delayed_schedule_ramps_after_its_start():
 
     f = delayed(lambda s: 1.0, start=3, warmup=2, scale=0.5)
     assert [f(s) for s in range(6)] == [0.0, 0.0, 0.0, 0.25, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("decay", ["all", "weights"])
+def test_decay_weights_spares_biases_and_norm_scales(loader, tmp_path, decay):
+    """With a zero loss only weight decay moves parameters: `weights` leaves 1-D ones alone."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    before = _weights(model)
+
+    def no_gradient_loss(m, batch):
+        return 0.0 * m(batch.images).sum(), {}
+
+    cfg = _cfg(max_steps=3, decay=decay, weight_decay=0.5, schedule="constant",
+               warmup_steps=0)
+    fit(model, no_gradient_loss, loader, cfg, tmp_path / decay)
+    shrink = (1 - 0.05 * 0.5) ** 3
+    for name in ("0.weight", "0.bias", "1.weight", "1.bias"):
+        spared = decay == "weights" and not name.startswith("0.weight")
+        expected = before[name] if spared else before[name] * shrink
+        torch.testing.assert_close(model.state_dict()[name], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_decay_option_is_checked():
+    with pytest.raises(ValueError, match=r"trainer\.decay='none'; valid: all, weights"):
+        _cfg(decay="none")
