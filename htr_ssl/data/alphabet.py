@@ -21,6 +21,34 @@ class OutOfAlphabetError(ValueError):
 
 
 @dataclass(frozen=True)
+class TokenIds:
+    """The id layout for `n_chars` characters, the one definition both the Alphabet and the
+    Recognizer's heads use: blank / padding 0, characters 1..n, then <sos>, <eos>."""
+
+    n_chars: int
+
+    blank = pad = 0
+
+    @property
+    def sos(self) -> int:
+        return self.n_chars + 1
+
+    @property
+    def eos(self) -> int:
+        return self.n_chars + 2
+
+    @property
+    def ctc_size(self) -> int:
+        """CTC outputs: blank + characters."""
+        return self.n_chars + 1
+
+    @property
+    def attn_size(self) -> int:
+        """Attention outputs: padding + characters + <sos> + <eos>."""
+        return self.n_chars + 3
+
+
+@dataclass(frozen=True)
 class Alphabet:
     chars: tuple[str, ...]
 
@@ -31,28 +59,32 @@ class Alphabet:
 
     # ids -------------------------------------------------------------------------------
     @property
+    def ids(self) -> TokenIds:
+        return TokenIds(len(self.chars))
+
+    @property
     def blank(self) -> int:
-        return 0
+        return self.ids.blank
 
     @property
     def pad(self) -> int:
-        return 0
+        return self.ids.pad
 
     @property
     def sos(self) -> int:
-        return len(self.chars) + 1
+        return self.ids.sos
 
     @property
     def eos(self) -> int:
-        return len(self.chars) + 2
+        return self.ids.eos
 
     @property
     def ctc_size(self) -> int:
-        return len(self.chars) + 1
+        return self.ids.ctc_size
 
     @property
     def attn_size(self) -> int:
-        return len(self.chars) + 3
+        return self.ids.attn_size
 
     def __len__(self) -> int:
         return len(self.chars)

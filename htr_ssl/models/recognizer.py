@@ -7,17 +7,14 @@ shortcut of Retsinas et al. 2022, and decodes with either head.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from htr_ssl.data.alphabet import Alphabet, TokenIds
 from htr_ssl.models.attention import AttentionDecoder, attention_loss
 from htr_ssl.models.ctc import CTCHead, ctc_greedy, ctc_loss
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
-
-if TYPE_CHECKING:
-    from htr_ssl.data.alphabet import Alphabet
 
 DECODERS = ("ctc", "attention", "hybrid")
 
@@ -61,15 +58,16 @@ class Recognizer(nn.Module):
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
         self.cfg = cfg
         self.n_chars = n_chars
-        self.sos, self.eos = n_chars + 1, n_chars + 2
+        ids = TokenIds(n_chars)  # the Alphabet's id layout
+        self.sos, self.eos = ids.sos, ids.eos
         self.encoder = build_encoder(cfg.encoder)
         dim = self.encoder.out_dim
         self.ctc: CTCHead | None = None
         self.attention: AttentionDecoder | None = None
         if cfg.decoder in ("ctc", "hybrid"):
-            self.ctc = CTCHead(dim, n_chars + 1, cfg.dropout)
+            self.ctc = CTCHead(dim, ids.ctc_size, cfg.dropout)
         if cfg.decoder in ("attention", "hybrid"):
-            self.attention = AttentionDecoder(dim, n_chars + 3, self.sos, self.eos,
+            self.attention = AttentionDecoder(dim, ids.attn_size, self.sos, self.eos,
                                               cfg.attn_hidden, cfg.attn_emb, cfg.max_len,
                                               cfg.dropout)
 

@@ -64,3 +64,17 @@ def test_report_oov_counts_and_names(caplog):
     a = Alphabet.from_texts(["abc"])
     assert report_oov([_s(0, "abx"), _s(1, "xxz"), _s(2, "abc")], a, "test") == {"x": 2, "z": 1}
     assert "'x' (2 samples, e.g. s0)" in caplog.text
+
+
+def test_recognizer_heads_use_the_alphabets_id_layout():
+    """One id layout: the heads' sizes and <sos>/<eos> are the Alphabet's."""
+    from htr_ssl.models.encoders import EncoderConfig
+    from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+
+    alphabet = Alphabet(tuple("abcde"))
+    cfg = RecognizerConfig(encoder=EncoderConfig("small", 32, lstm_hidden=16), decoder="hybrid",
+                           attn_hidden=16, attn_emb=8)
+    model = build_recognizer(cfg, alphabet)
+    assert (model.sos, model.eos) == (alphabet.sos, alphabet.eos) == (6, 7)
+    assert model.ctc.proj.out_features == alphabet.ctc_size
+    assert model.attention.n_classes == alphabet.attn_size
