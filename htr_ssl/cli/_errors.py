@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+from htr_ssl.errors import FixableError, StoppedBySignal
+
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors a user causes and can fix, and stops a user asked for: shown as one clear line,
@@ -19,24 +21,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (
         DatasetNotFoundError, DatasetFormatError, OutOfAlphabetError, ImageReadError,
         CheckpointError, OutputDirError, KeyboardInterrupt, FileExistsError, FileNotFoundError,
-        ValueError)
-    if "htr_ssl.train.loop" in sys.modules:  # only training raises these (reading never loads it)
-        from htr_ssl.train.interrupt import TrainingInterrupted
-        from htr_ssl.train.loop import TrainingDiverged
-
-        errors += (TrainingDiverged, TrainingInterrupted)
+        ValueError, FixableError, StoppedBySignal)  # the last two: training's, by their bases
     return errors
 
 
 def fail(err: BaseException) -> None:
     """Print a user error and exit with status 2 (HTR_SSL_DEBUG=1 shows the traceback).
 
-    A run stopped by SIGTERM / Ctrl-C (TrainingInterrupted) prints where it saved and how to
-    continue, and exits with 128 + the signal (143 / 130), as shells and schedulers expect.
+    A run stopped by SIGTERM / Ctrl-C (a StoppedBySignal, e.g. training's TrainingInterrupted)
+    prints where it saved and how to continue, and exits with 128 + the signal (143 / 130), as
+    shells and schedulers expect.
     """
     if os.environ.get("HTR_SSL_DEBUG"):
         raise err
-    if type(err).__name__ == "TrainingInterrupted":  # training's, not imported when reading
+    if isinstance(err, StoppedBySignal):
         print(f"stopped: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code)
     if isinstance(err, KeyboardInterrupt):

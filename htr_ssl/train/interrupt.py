@@ -13,22 +13,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from htr_ssl.errors import StoppedBySignal
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(StoppedBySignal):
     """Training stopped on a signal after saving; the exit status is 128 + the signal number."""
 
     def __init__(self, signum: int, step: int, path: Path) -> None:
-        self.signum, self.step, self.path = signum, step, Path(path)
+        self.step, self.path = step, Path(path)
         super().__init__(
+            signum,
             f"{signal.Signals(signum).name} received: stopped at step {step} and saved {path}. "
             f"Continue this run with the same command plus resume={path} (or resume=auto with "
             "the same run directory).")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 class StopSignals:

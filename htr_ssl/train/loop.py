@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from htr_ssl.errors import FixableError
 from htr_ssl.inference.runtime import autocast, resolve_device
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import (
@@ -46,7 +47,7 @@ LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RuntimeError, FixableError):
     """The loss stayed NaN/inf for too many consecutive steps."""
 
 
