@@ -1,13 +1,15 @@
 """Every Hydra config composes and converts into the library's dataclasses (timm-style loop)."""
 
 import inspect
+import json
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from htr_ssl.cli._config import to_dataclass
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._paths import CONFIG_DIR, group_choices
 from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.readers import READERS
@@ -17,7 +19,8 @@ from htr_ssl.models.recognizer import build_recognizer
 GROUPS = Path(CONFIG_DIR)
 MODELS = sorted(p.stem for p in (GROUPS / "model").glob("*.yaml"))
 DECODERS = sorted(p.stem for p in (GROUPS / "decoder").glob("*.yaml"))
-DATA = sorted(p.stem for p in (GROUPS / "data").glob("*.yaml"))
+DATA = group_choices("data")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _compose(name: str, overrides: list[str]):
@@ -44,6 +47,21 @@ def test_every_data_config_gives_its_reader_options_it_takes(data):
     dc = to_dataclass(DataConfig, cfg.data)
     accepted = inspect.signature(READERS[dc.name]).parameters
     assert set(dc.reader_args) <= set(accepted) - {"root"}, (data, dc.reader_args)
+
+
+def test_every_data_config_composes_as_it_did_before_the_shared_base():
+    """configs/data/<name>.yaml hold only what differs from data/_common.yaml; composed, every
+    choice gives the `data` node (values and key order) it gave when each file repeated every
+    option (tests/fixtures/data_configs.json, composed before the split). A new choice is
+    added to the fixture."""
+    expected = json.loads((FIXTURES / "data_configs.json").read_text(encoding="utf-8"))
+    assert sorted(expected) == DATA
+    for data in DATA:
+        got = OmegaConf.to_container(_compose("stats", [f"data={data}"]).data)
+        assert got == expected[data] and list(got) == list(expected[data]), data
+    synthetic = _compose("experiment", []).synthetic.data  # the group in another package
+    assert OmegaConf.to_container(synthetic)["augment"] == expected["synthetic"]["augment"]
+    assert set(synthetic) == set(expected["synthetic"])
 
 
 @pytest.mark.parametrize("trainer", sorted(p.stem for p in (GROUPS / "trainer").glob("*.yaml")))
