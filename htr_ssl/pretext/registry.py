@@ -6,9 +6,10 @@ one line here, and a `configs/pretext/<name>.yaml`.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
+from htr_ssl.config import from_dict
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext.base import Pretext
 from htr_ssl.pretext.bootstrap import BYOL, BYOLConfig, SimSiam, SimSiamConfig
@@ -46,19 +47,15 @@ PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
 }
 
 
-def pretext_config(name: str, values: dict[str, Any] | None = None) -> Any:
-    """The config dataclass of pretext `name`; unknown names and keys are errors that list the
-    valid ones."""
+def pretext_config(name: str, values: Mapping[str, Any] | None = None,
+                   prefix: str | None = None) -> Any:
+    """The config dataclass of pretext `name`; unknown names and options, and values of the
+    wrong kind, are errors that name them (and the valid ones). `prefix`: where the values
+    sit in a config, for the messages (default `pretext.<name>.`)."""
     if name not in PRETEXTS:
         raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
-    cls = PRETEXTS[name][0]
-    values = dict(values or {})
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - valid
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for pretext {name!r}; "
-                         f"valid: {sorted(valid)}")
-    return cls(**values)
+    return from_dict(PRETEXTS[name][0], dict(values or {}),
+                     f"pretext.{name}." if prefix is None else prefix, f"pretext {name!r}")
 
 
 def build_pretext(name: str, cfg: Any, encoder: Encoder) -> Pretext:
