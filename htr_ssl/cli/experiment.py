@@ -24,7 +24,7 @@ from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.pretext.registry import pretext_config
+from htr_ssl.pretext.registry import chosen_pretexts, pretext_config
 from htr_ssl.train.experiment import (
     SYNTHETIC,
     SYNTHETIC_IMAGES,
@@ -61,13 +61,9 @@ def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
     image in `pretrain.extra_images` and, when `synimg` is among the names, the synthetic ones."""
     pre = cfg.pretrain
     overrides = resolved(pre.pretext) if pre.pretext else {}
-    pretexts, weights = {}, {}
-    for name in names:
-        if name == SYNTHETIC_IMAGES:
-            continue
-        options = {**pretext_defaults(name, pre.trainer), **overrides.get(name, {})}
-        weights[name] = float(options.pop("weight", 1.0))
-        pretexts[name] = pretext_config(name, options)
+    pretexts, weights = chosen_pretexts(
+        {name: {**pretext_defaults(name, pre.trainer), **overrides.get(name, {})}
+         for name in names if name != SYNTHETIC_IMAGES}, "pretrain.pretext.")
     augment = to_dataclass(AugmentConfig, pre.augment)
     data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
     extra = tuple(replace(data, name="images", root=str(folder), reader_args={})

@@ -6,6 +6,8 @@ one line here, and a `configs/pretext/<name>.yaml`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +58,36 @@ def pretext_config(name: str, values: Mapping[str, Any] | None = None,
         raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
     return from_dict(PRETEXTS[name][0], dict(values or {}),
                      f"pretext.{name}." if prefix is None else prefix, f"pretext {name!r}")
+
+
+@functools.cache
+def weighted_config(name: str) -> type:
+    """Pretext `name`'s config dataclass with `weight` beside its own options (its loss weight
+    among the pretexts trained together, 1.0): the shape of `pretext.<name>` in
+    configs/pretrain.yaml and of a pretext checkpoint's saved options."""
+    if name not in PRETEXTS:
+        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
+    cls = PRETEXTS[name][0]
+    return dataclasses.make_dataclass(
+        f"Weighted{cls.__name__}", [("weight", float, dataclasses.field(default=1.0))],
+        bases=(cls,), frozen=cls.__dataclass_params__.frozen)
+
+
+def chosen_pretexts(nodes: Mapping[str, Mapping[str, Any]], prefix: str = "pretext."
+                    ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The pretexts a config chose, `{name: {weight, **options}}` (`pretext=[rotation,seqclr]`),
+    as `PretrainJob` and `build_pretext_model` take them: (config dataclass by name, loss
+    weight by name). Each node is one conversion into its weighted config, so unknown options
+    and values of the wrong kind (the weight's too) are errors naming `<prefix><name>.<option>`.
+    """
+    configs, weights = {}, {}
+    for name, values in nodes.items():
+        entry = from_dict(weighted_config(name), dict(values or {}), f"{prefix}{name}.",
+                          f"pretext {name!r}")
+        cls = PRETEXTS[name][0]
+        weights[name] = float(entry.weight)
+        configs[name] = cls(**{f.name: getattr(entry, f.name) for f in dataclasses.fields(cls)})
+    return configs, weights
 
 
 def build_pretext(name: str, cfg: Any, encoder: Encoder) -> Pretext:
