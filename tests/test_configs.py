@@ -153,3 +153,25 @@ def test_the_defaults_are_the_recipe_the_results_page_recommends():
         for part in option.split("."):
             node = node[part]
         assert str(node) == value, (key, node, value)
+
+
+def test_the_experiment_composes_every_pretext_config_on_the_pretraining_trainer():
+    """configs/pretext/_all.yaml puts every pretext's options under pretrain.pretexts (Hydra
+    composes them; no file is read by path); `${...trainer.max_steps}` in byol/dino/moco is
+    the pretraining trainer's, in htr-ssl-pretrain and in htr-ssl-experiment alike."""
+    from htr_ssl.cli.experiment import stages
+    from htr_ssl.pretext.registry import PRETEXTS
+
+    assert "_all" not in group_choices("pretext")
+    cfg = _compose("experiment", ["method=byol+dino+moco", "run_dir=/tmp/x", "dataset=d",
+                                  "trainer.max_steps=5", "pretrain.trainer.max_steps=77",
+                                  "+pretrain.pretext.byol.weight=0.5",
+                                  "pretrain.pretexts.dino.momentum=0.9"])
+    assert sorted(cfg.pretrain.pretexts) == sorted(PRETEXTS)
+    job = stages(cfg)[0].job
+    assert {n: c.momentum_steps for n, c in job.pretexts.items()} == {
+        "byol": 77, "dino": 77, "moco": 77}
+    assert job.weights == {"byol": 0.5, "dino": 1.0, "moco": 1.0}
+    assert job.pretexts["dino"].momentum == 0.9
+    pre = _compose("pretrain", ["pretext=[byol,moco]", "trainer.max_steps=55"])
+    assert [pre.pretext[n].momentum_steps for n in ("byol", "moco")] == [55, 55]

@@ -1,7 +1,7 @@
 """Pretexts by name: `PRETEXTS[name] = (ConfigDataclass, PretextClass)`.
 
 A new method is a module in this package with a config dataclass and a `Pretext` subclass,
-one line here, and a `configs/pretext/<name>.yaml`.
+one line here, and a `configs/pretext/<name>.yaml` (listed in configs/pretext/_all.yaml).
 """
 
 from __future__ import annotations
