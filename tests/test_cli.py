@@ -89,6 +89,18 @@ def test_an_unknown_group_choice_lists_the_choices(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_shared_data_base_is_no_choice():
+    """configs/data/_common.yaml, which every data config starts from, is not offered."""
+    problem = check_arguments("train", "htr-ssl-train", ["data=_common"])
+    assert problem.startswith("data=_common is not a choice") and "_common," not in problem
+    from htr_ssl.cli._help import command_help
+
+    text = command_help("train", "htr-ssl-train", {"data": ["iam"]})
+    assert "data=iam  (choices: alto, cremma, " in text and "_common" not in text
+    assert "data.name=iam" in text and "the reader: iam | " in text  # the base's comments
+    assert "data.defaults" not in command_help("train", "htr-ssl-train", {"data": ["cremma"]})
+
+
 def test_a_missing_required_option_is_one_line(tmp_path):
     line = one_line_error(run("htr-ssl-predict", cwd=tmp_path))
     assert "htr-ssl-predict needs checkpoint=... (best.pt / last.pt of a run" in line

@@ -1,13 +1,15 @@
 """Every Hydra config composes and converts into the library's dataclasses (timm-style loop)."""
 
 import inspect
+import json
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from htr_ssl.cli._config import to_dataclass
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._paths import CONFIG_DIR, group_choices
 from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.readers import READERS
@@ -17,7 +19,8 @@ from htr_ssl.models.recognizer import build_recognizer
 GROUPS = Path(CONFIG_DIR)
 MODELS = sorted(p.stem for p in (GROUPS / "model").glob("*.yaml"))
 DECODERS = sorted(p.stem for p in (GROUPS / "decoder").glob("*.yaml"))
-DATA = sorted(p.stem for p in (GROUPS / "data").glob("*.yaml"))
+DATA = group_choices("data")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _compose(name: str, overrides: list[str]):
@@ -44,6 +47,21 @@ def test_every_data_config_gives_its_reader_options_it_takes(data):
     dc = to_dataclass(DataConfig, cfg.data)
     accepted = inspect.signature(READERS[dc.name]).parameters
     assert set(dc.reader_args) <= set(accepted) - {"root"}, (data, dc.reader_args)
+
+
+def test_every_data_config_composes_as_it_did_before_the_shared_base():
+    """configs/data/<name>.yaml hold only what differs from data/_common.yaml; composed, every
+    choice gives the `data` node (values and key order) it gave when each file repeated every
+    option (tests/fixtures/data_configs.json, composed before the split). A new choice is
+    added to the fixture."""
+    expected = json.loads((FIXTURES / "data_configs.json").read_text(encoding="utf-8"))
+    assert sorted(expected) == DATA
+    for data in DATA:
+        got = OmegaConf.to_container(_compose("stats", [f"data={data}"]).data)
+        assert got == expected[data] and list(got) == list(expected[data]), data
+    synthetic = _compose("experiment", []).synthetic.data  # the group in another package
+    assert OmegaConf.to_container(synthetic)["augment"] == expected["synthetic"]["augment"]
+    assert set(synthetic) == set(expected["synthetic"])
 
 
 @pytest.mark.parametrize("trainer", sorted(p.stem for p in (GROUPS / "trainer").glob("*.yaml")))
@@ -135,3 +153,25 @@ def test_the_defaults_are_the_recipe_the_results_page_recommends():
         for part in option.split("."):
             node = node[part]
         assert str(node) == value, (key, node, value)
+
+
+def test_the_experiment_composes_every_pretext_config_on_the_pretraining_trainer():
+    """configs/pretext/_all.yaml puts every pretext's options under pretrain.pretexts (Hydra
+    composes them; no file is read by path); `${...trainer.max_steps}` in byol/dino/moco is
+    the pretraining trainer's, in htr-ssl-pretrain and in htr-ssl-experiment alike."""
+    from htr_ssl.cli.experiment import stages
+    from htr_ssl.pretext.registry import PRETEXTS
+
+    assert "_all" not in group_choices("pretext")
+    cfg = _compose("experiment", ["method=byol+dino+moco", "run_dir=/tmp/x", "dataset=d",
+                                  "trainer.max_steps=5", "pretrain.trainer.max_steps=77",
+                                  "+pretrain.pretext.byol.weight=0.5",
+                                  "pretrain.pretexts.dino.momentum=0.9"])
+    assert sorted(cfg.pretrain.pretexts) == sorted(PRETEXTS)
+    job = stages(cfg)[0].job
+    assert {n: c.momentum_steps for n, c in job.pretexts.items()} == {
+        "byol": 77, "dino": 77, "moco": 77}
+    assert job.weights == {"byol": 0.5, "dino": 1.0, "moco": 1.0}
+    assert job.pretexts["dino"].momentum == 0.9
+    pre = _compose("pretrain", ["pretext=[byol,moco]", "trainer.max_steps=55"])
+    assert [pre.pretext[n].momentum_steps for n in ("byol", "moco")] == [55, 55]

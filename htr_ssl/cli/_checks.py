@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._paths import CONFIG_DIR, group_choices
 
 FREE = ("reader_args", "oov_map")  # options whose keys the user chooses (reader options)
 HYDRA_FLAGS = ("hydra_help", "info", "shell_completion", "config_path", "config_name",
@@ -167,7 +167,7 @@ def _group_choice(group: str, value: str) -> str | None:
     """A choice of a config group that has no file: the choices, the closest first."""
     names = [value] if not value.startswith("[") else \
         [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-    choices = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+    choices = group_choices(group)
     for name in names:
         if name not in choices and name not in ("null", "None"):
             close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)

@@ -3,13 +3,10 @@ only place (with the entry points) that sees Hydra."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
 import sys
-import types
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from htr_ssl.cli._errors import fail, user_errors
 from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.config import from_dict
 
 T = TypeVar("T")
 Task = Callable[[DictConfig], Any]
@@ -86,57 +84,14 @@ def drop_empty_run_folder() -> None:
 
 
 def to_dataclass(cls: type[T], node: DictConfig | dict[str, Any], prefix: str | None = None) -> T:
-    """Build `cls` from a config node, recursing into dataclass-typed fields.
-
-    Unknown keys are an error naming the key and the valid ones, so a typo in an override
-    (`trainer.lr_rate=...`) fails loudly instead of being ignored; so is a value of the wrong
-    kind (`data.labels=abc`, `trainer.lr=null`), before any data is read.
-    """
+    """Build `cls` from a config node (resolved), with `htr_ssl.config.from_dict`'s checks:
+    unknown options and values of the wrong kind are errors naming the option by its full
+    key (`data.labels=abc`)."""
     if prefix is None:
         prefix = f"{node._get_full_key(None)}." if isinstance(node, DictConfig) \
             and node._get_full_key(None) else ""
     raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for {cls.__name__}; "
-                         f"valid: {sorted(names)}")
-    kwargs = {}
-    for key, value in raw.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = to_dataclass(hint, value, f"{prefix}{key}.")
-        else:
-            value = check_kind(f"{prefix}{key}", value, hint)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
-         type(None): "null"}
-
-
-def check_kind(option: str, value: Any, hint: Any) -> Any:
-    """`value`, or a ValueError naming `option` when a scalar option holds a value of another
-    kind; hints that are not plain scalars (lists, dicts, Any) are not checked. A number given
-    for a text option (`data.root=2024`) is that text."""
-    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) \
-        or typing.get_origin(hint) is typing.Union else (hint,)
-    if not all(k in KINDS for k in kinds):
-        return value
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and str in kinds and int not in kinds and float not in kinds:
-        return str(value)
-    ok = ((value is None and type(None) in kinds)
-          or (isinstance(value, bool) and bool in kinds)
-          or (number and float in kinds)
-          or (number and isinstance(value, int) and int in kinds)
-          or (isinstance(value, str) and str in kinds))
-    if not ok:
-        shown = "null" if value is None else repr(value)
-        raise ValueError(f"{option}={shown}: give {' or '.join(KINDS[k] for k in kinds)}")
-    return value
+    return from_dict(cls, raw, prefix)  # type: ignore[arg-type]
 
 
 def resume_and_run_dir(cfg: DictConfig) -> tuple[Path | str | None, Path]:

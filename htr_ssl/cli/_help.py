@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.cli._paths import CONFIG_DIR, group_choices
 
 SKIP = ("defaults", "hydra")
 
@@ -74,7 +74,7 @@ def options(path: Path, prefix: str = "") -> list[Option]:
     def walk(node: yaml.MappingNode, at: str) -> None:
         for key_node, value in node.value:
             key = f"{at}.{key_node.value}" if at else str(key_node.value)
-            if not at and key_node.value in SKIP:
+            if node is root and key_node.value in SKIP:
                 continue
             if isinstance(value, yaml.MappingNode) and value.value and not value.flow_style:
                 walk(value, key)
@@ -111,7 +111,7 @@ def groups(config: str, chosen: dict[str, list[str]] | None = None
             folder = Path(CONFIG_DIR) / group
             if group.startswith("hydra") or not folder.is_dir() or choice is None:
                 continue
-            choices = sorted(p.stem for p in folder.glob("*.yaml"))
+            choices = group_choices(group)
             choice = (chosen or {}).get(name, choice)
             for one in choice if isinstance(choice, list) else [choice]:
                 if one not in choices:
@@ -122,12 +122,12 @@ def groups(config: str, chosen: dict[str, list[str]] | None = None
 
 
 def group_options(group: Group, path: Path) -> list[Option]:
-    """A group file's options; a file that starts from another of its group (cremma from
-    tsv) has that one's options under its own."""
+    """A group file's options; a file that starts from others of its group (every data
+    config from data/_common, cremma from tsv) has theirs under its own."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     merged: dict[str, Option] = {}
     for base in (d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"):
-        for opt in options(path.parent / f"{base}.yaml", group.prefix):
+        for opt in group_options(group, path.parent / f"{base}.yaml"):
             merged[opt.key] = opt
     for opt in options(path, group.prefix):
         merged[opt.key] = Option(opt.key, opt.value,

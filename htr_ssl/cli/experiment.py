@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
     command,
@@ -18,13 +17,12 @@ from htr_ssl.cli._config import (
     resolved,
     to_dataclass,
 )
-from htr_ssl.cli._paths import CONFIG_DIR
 from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.pretext.registry import pretext_config
+from htr_ssl.pretext.registry import chosen_pretexts
 from htr_ssl.train.experiment import (
     SYNTHETIC,
     SYNTHETIC_IMAGES,
@@ -38,18 +36,6 @@ from htr_ssl.train.pretrain import PretrainJob
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
-def pretext_defaults(name: str, trainer: DictConfig) -> dict[str, Any]:
-    """The options in configs/pretext/<name>.yaml (what `htr-ssl-pretrain pretext=<name>` uses),
-    with `${trainer.*}` in them resolved against the pretraining trainer."""
-    path = Path(CONFIG_DIR) / "pretext" / f"{name}.yaml"
-    if not path.is_file():
-        pretext_config(name)  # raises the error that lists the valid names
-        raise ValueError(f"pretext {name!r} has no config file {path}")
-    root = OmegaConf.create({"trainer": OmegaConf.to_container(trainer, resolve=True),
-                             "pretext": OmegaConf.load(path)})
-    return dict(OmegaConf.to_container(root.pretext, resolve=True))  # type: ignore[arg-type]
-
-
 def synthetic_data(cfg: DictConfig) -> tuple[DataConfig, GenerateConfig]:
     """The built-in synthetic handwriting as the experiment configures it, and how to make it."""
     return (to_dataclass(DataConfig, cfg.synthetic.data),
@@ -60,14 +46,11 @@ def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
     """A pretext stage: `names` trained together on the unlabeled training images, plus every
     image in `pretrain.extra_images` and, when `synimg` is among the names, the synthetic ones."""
     pre = cfg.pretrain
+    defaults = resolved(pre.pretexts)  # configs/pretext/*.yaml, on the pretraining trainer
     overrides = resolved(pre.pretext) if pre.pretext else {}
-    pretexts, weights = {}, {}
-    for name in names:
-        if name == SYNTHETIC_IMAGES:
-            continue
-        options = {**pretext_defaults(name, pre.trainer), **overrides.get(name, {})}
-        weights[name] = float(options.pop("weight", 1.0))
-        pretexts[name] = pretext_config(name, options)
+    pretexts, weights = chosen_pretexts(
+        {name: {**defaults.get(name, {}), **overrides.get(name, {})}
+         for name in names if name != SYNTHETIC_IMAGES}, "pretrain.pretext.")
     augment = to_dataclass(AugmentConfig, pre.augment)
     data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
     extra = tuple(replace(data, name="images", root=str(folder), reader_args={})

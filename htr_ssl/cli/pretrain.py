@@ -13,18 +13,15 @@ from htr_ssl.cli._config import (
 )
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.pretext.registry import pretext_config
+from htr_ssl.pretext.registry import chosen_pretexts
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def job_from_config(cfg: DictConfig) -> PretrainJob:
-    """`cfg.pretext` holds one node per chosen pretext (`pretext=[rotation,seqclr]`)."""
-    pretexts, weights = {}, {}
-    for name, node in resolved(cfg).get("pretext", {}).items():
-        node = dict(node)
-        weights[name] = float(node.pop("weight", 1.0))
-        pretexts[name] = pretext_config(name, node)
+    """`cfg.pretext` holds one node per chosen pretext (`pretext=[rotation,seqclr]`): its
+    options and its loss weight."""
+    pretexts, weights = chosen_pretexts(resolved(cfg).get("pretext", {}))
     resume, run_dir = resume_and_run_dir(cfg)
     return PretrainJob(
         data=to_dataclass(DataConfig, cfg.data),

@@ -13,7 +13,7 @@ from htr_ssl.pretext.model import (
     checkpoint_meta,
     pretext_model_from_checkpoint,
 )
-from htr_ssl.pretext.registry import PRETEXTS, pretext_config
+from htr_ssl.pretext.registry import PRETEXTS, chosen_pretexts, pretext_config
 
 NAMES = sorted(PRETEXTS)
 ENCODER = EncoderConfig("small", 32, lstm_hidden=64)
@@ -78,3 +78,20 @@ def test_combined_pretexts_weight_their_losses(lines):
     loss, metrics = model(to_batch(lines[:8]))
     expected = 2.0 * metrics["rotation/loss"] + 0.5 * metrics["flip/loss"]
     assert torch.allclose(loss.detach(), expected)
+
+
+def test_a_chosen_pretext_is_its_options_and_its_weight_in_one_shape():
+    """`pretext.<name>` of configs/pretrain.yaml: one conversion gives the config and the
+    loss weight (1.0 when not given), with the weight's kind checked like any option."""
+    configs, weights = chosen_pretexts({"rotation": {"mode": "line", "weight": 2},
+                                        "flip": {}})
+    assert configs == {"rotation": pretext_config("rotation", {"mode": "line"}),
+                       "flip": pretext_config("flip")}
+    assert type(configs["rotation"]) is PRETEXTS["rotation"][0]  # no weight in the config
+    assert weights == {"rotation": 2.0, "flip": 1.0} and type(weights["rotation"]) is float
+    with pytest.raises(ValueError, match=r"^pretrain.pretext.flip.weight='a': give a number"):
+        chosen_pretexts({"flip": {"weight": "a"}}, "pretrain.pretext.")
+    with pytest.raises(ValueError, match=r"for pretext 'flip'; valid: .*'weight'"):
+        chosen_pretexts({"flip": {"wieght": 1}})
+    with pytest.raises(ValueError, match=r"unknown pretext 'flipp'; available: "):
+        chosen_pretexts({"flipp": {}})
