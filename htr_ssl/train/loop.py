@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from htr_ssl.errors import FixableError
 from htr_ssl.inference.runtime import autocast, resolve_device
-from htr_ssl.train import checkpoint
+from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import (
     DistInfo,
     all_agree,
@@ -126,13 +126,8 @@ def fit(
     """
     run_dir = Path(run_dir)
     dist_info = dist_info or DistInfo()
-    last_path = run_dir / "last.pt"
-    if resume is None and last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a checkpoint ({last_path}); continue it "
-                              f"with resume={last_path} (or resume=auto) or choose a new run "
-                              "directory")
+    rundir.check_folder(run_dir, resume, dist_info.is_main)
     if dist_info.is_main:
-        checkpoint.ensure_writable(run_dir)
         checkpoint.clean_partial(run_dir)
     with deterministic_mode(cfg.deterministic), StopSignals() as signals:
         return _fit(model, loss_fn, loader, cfg, run_dir, validate, resume, meta, dist_info,

@@ -117,6 +117,20 @@ def check_resume_options(saved: Mapping[str, Any] | None, current: Mapping[str, 
     return changes
 
 
+def check_folder(run_dir: Path, resume: str | Path | None, main: bool = True) -> None:
+    """The checks a run folder passes before a run writes to it (made by `begin`, before any
+    data is read, and again by `fit` for callers that train without `begin`): a new run never
+    replaces another's checkpoint (on every process, so all of them stop), and the folder is
+    writable (checked, and created, by the main process)."""
+    last = Path(run_dir) / "last.pt"
+    if resume is None and last.exists():
+        raise FileExistsError(f"{run_dir} already holds a checkpoint ({last}); continue it "
+                              f"with resume={last} (or resume=auto) or choose a new run "
+                              "directory")
+    if main:
+        checkpoint.ensure_writable(Path(run_dir))
+
+
 HINTS = {
     "recognizer": "htr-ssl-train resume= continues a recognizer run. To fine-tune this encoder "
                   "start a new run with finetune.init_from={path}; to continue its pretraining "
@@ -138,8 +152,7 @@ def begin(run_dir: Path, resume: str | Path | None, kind: str, options: Mapping[
     resume = checkpoint.resolve_resume(run_dir, resume)
     if resume == checkpoint.FINISHED:
         return resume, None
-    if main:
-        checkpoint.ensure_writable(run_dir)
+    check_folder(run_dir, resume, main)
     if resume is None:
         return None, None
     ckpt = checkpoint.load(resume)

@@ -146,3 +146,13 @@ def test_eval_refuses_an_unwritable_out_dir_before_reading(recognizer, tiny_line
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"cannot write to the output folder {tmp_path / 'results' / 'e'}" in proc.stderr
     assert "(out_dir=...)" in proc.stderr  # before the (missing) data was read
+
+
+def test_a_new_run_is_refused_before_any_data_is_read_where_a_checkpoint_lies(tmp_path):
+    """rundir.begin (called before the data is read) makes the same folder check as fit."""
+    from htr_ssl.train import rundir
+
+    (tmp_path / "last.pt").write_bytes(b"a finished user's checkpoint")
+    with pytest.raises(FileExistsError, match=r"resume=.*last\.pt"):
+        rundir.begin(tmp_path, None, "recognizer", {})
+    assert (tmp_path / "last.pt").read_bytes() == b"a finished user's checkpoint"
