@@ -33,7 +33,7 @@ def _compose(name: str, overrides: list[str]):
 def test_every_preset_and_decoder_builds(model, decoder):
     cfg = _compose("train", [f"model={model}", f"decoder={decoder}", "run_dir=/tmp/x"])
     job = job_from_config(cfg)
-    assert job.model.encoder.preset == model and job.model.decoder == decoder
+    assert job.model.encoder.preset == model and job.model.decoder.kind == decoder
     assert job.model.encoder.height == job.data.height
     net = build_recognizer(job.model, 40)
     assert (net.ctc is not None) == (decoder in ("ctc", "hybrid"))

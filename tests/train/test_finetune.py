@@ -11,7 +11,7 @@ from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.eval.evaluate import evaluate
 from htr_ssl.inference.model_file import recognizer_from_checkpoint
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
 from htr_ssl.train.trainer_config import TrainerConfig
@@ -20,7 +20,7 @@ from htr_ssl.train.trainer_config import TrainerConfig
 def _job(root, run_dir, steps=6, **kw) -> TrainJob:
     data = DataConfig(name="folder", root=str(root), height=32, batch_size=8,
                       augment=AugmentConfig("none"), num_workers=0, labels=kw.pop("labels", 1.0))
-    model = RecognizerConfig(encoder=EncoderConfig("small", height=32), decoder="ctc")
+    model = RecognizerConfig(EncoderConfig("small", height=32), DecoderConfig("ctc"))
     trainer = TrainerConfig(max_steps=steps, val_every=3, warmup_steps=1, device="cpu",
                             progress=False)
     return TrainJob(data, model, trainer, run_dir, **kw)
