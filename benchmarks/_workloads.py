@@ -21,7 +21,7 @@ from htr_ssl.data.sampler import EpochSampler
 from htr_ssl.eval.decoding import CTCBeamDecoder
 from htr_ssl.inference.runtime import autocast
 from htr_ssl.models.encoders import Encoder, EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.registry import pretext_config
 from htr_ssl.train.speed import adamw, compile_model
@@ -77,7 +77,7 @@ def pretext_step(name: str, preset: str, height: int, device: torch.device, prec
 
 def _recognizer(preset: str, height: int, device: torch.device, compile_: bool):
     torch.manual_seed(0)
-    cfg = RecognizerConfig(EncoderConfig(preset, height), "ctc")
+    cfg = RecognizerConfig(EncoderConfig(preset, height), DecoderConfig("ctc"))
     model = build_recognizer(cfg, len(CHARS)).to(device)
     return compile_model(model) if compile_ else model
 

@@ -35,7 +35,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from htr_ssl.inference.runtime import autocast
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
 PATHS = ("plain", "fused")
 # op -> kind; "masking" is the padding masks' multiplications and fills (in training, the
@@ -73,7 +73,8 @@ def main() -> None:
     device = torch.device("cpu")
     peaks = matmul_peaks(device)
     torch.manual_seed(0)
-    model = build_recognizer(RecognizerConfig(EncoderConfig(args.preset, args.height), "ctc"),
+    model = build_recognizer(RecognizerConfig(EncoderConfig(args.preset, args.height),
+                                              DecoderConfig("ctc")),
                              len(CHARS)).train(args.train)
     images = torch.rand(args.batch, 1, args.height, args.width)
     widths = torch.full((args.batch,), args.width)

@@ -49,14 +49,15 @@ def serve(preset: str, height: int, precision: str, path: str, device: torch.dev
 
     from htr_ssl.inference.runtime import autocast
     from htr_ssl.models.encoders import EncoderConfig
-    from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+    from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
     from htr_ssl.train.speed import adamw, reuse_freed_memory
 
     fused = path == "fused"
     if fused and device.type == "cpu":
         reuse_freed_memory()
     torch.manual_seed(0)
-    model = build_recognizer(RecognizerConfig(EncoderConfig(preset, height), "ctc"), n_chars)
+    model = build_recognizer(RecognizerConfig(EncoderConfig(preset, height), DecoderConfig("ctc")),
+                             n_chars)
     model.to(device).train()
     model.encoder.set_fused(fused)
     opt = (adamw(model.parameters(), device, lr=1e-4) if fused

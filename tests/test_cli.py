@@ -89,6 +89,19 @@ def test_an_unknown_group_choice_lists_the_choices(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_shared_decoder_base_is_no_choice_and_its_comments_are_the_help():
+    """configs/decoder/_common.yaml holds the options the three decoder configs share."""
+    problem = check_arguments("train", "htr-ssl-train", ["decoder=_common"])
+    assert problem.startswith("decoder=_common is not a choice") and "_common," not in problem
+    from htr_ssl.cli._help import command_help
+
+    text = command_help("train", "htr-ssl-train", {"decoder": ["hybrid"]})
+    assert "decoder=hybrid  (choices: attention, ctc, hybrid; " in text and "_common" not in text
+    assert "decoder.kind=hybrid" in text and "decoder.defaults" not in text
+    assert "hybrid only: loss = w * ctc + (1 - w) * attention" in text
+    assert "longest text it decodes" in text  # decoder.max_len's comment, from the base
+
+
 def test_the_shared_data_base_is_no_choice():
     """configs/data/_common.yaml, which every data config starts from, is not offered."""
     problem = check_arguments("train", "htr-ssl-train", ["data=_common"])

@@ -14,11 +14,11 @@ from htr_ssl.cli.train import job_from_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.readers import READERS
 from htr_ssl.eval.evaluate import DecodeConfig
-from htr_ssl.models.recognizer import build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, build_recognizer
 
 GROUPS = Path(CONFIG_DIR)
 MODELS = sorted(p.stem for p in (GROUPS / "model").glob("*.yaml"))
-DECODERS = sorted(p.stem for p in (GROUPS / "decoder").glob("*.yaml"))
+DECODERS = group_choices("decoder")
 DATA = group_choices("data")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -33,7 +33,7 @@ def _compose(name: str, overrides: list[str]):
 def test_every_preset_and_decoder_builds(model, decoder):
     cfg = _compose("train", [f"model={model}", f"decoder={decoder}", "run_dir=/tmp/x"])
     job = job_from_config(cfg)
-    assert job.model.encoder.preset == model and job.model.decoder == decoder
+    assert job.model.encoder.preset == model and job.model.decoder.kind == decoder
     assert job.model.encoder.height == job.data.height
     net = build_recognizer(job.model, 40)
     assert (net.ctc is not None) == (decoder in ("ctc", "hybrid"))
@@ -62,6 +62,26 @@ def test_every_data_config_composes_as_it_did_before_the_shared_base():
     synthetic = _compose("experiment", []).synthetic.data  # the group in another package
     assert OmegaConf.to_container(synthetic)["augment"] == expected["synthetic"]["augment"]
     assert set(synthetic) == set(expected["synthetic"])
+
+
+def test_decoder_configs_share_one_base_and_compose_as_before():
+    """configs/decoder/<kind>.yaml set only `kind`; the options come from decoder/_common.yaml,
+    and each choice composes to the node (values and key order) it gave when every file
+    repeated them. Overrides of those options reach the DecoderConfig."""
+    assert DECODERS == ["attention", "ctc", "hybrid"]
+    for kind in DECODERS:
+        for name in ("train", "experiment"):
+            got = OmegaConf.to_container(_compose(name, [f"decoder={kind}"]).decoder)
+            expected = {"kind": kind, "hybrid_ctc_weight": 0.5, "attn_hidden": 256,
+                        "attn_emb": 64, "max_len": 128, "dropout": 0.1}
+            assert got == expected and list(got) == list(expected), (name, kind)
+    job = job_from_config(_compose("train", [
+        "decoder=hybrid", "decoder.hybrid_ctc_weight=0.3", "decoder.max_len=40",
+        "model.lstm_hidden=64", "run_dir=/tmp/x"]))
+    assert job.model.decoder == DecoderConfig("hybrid", hybrid_ctc_weight=0.3, max_len=40)
+    assert job.model.encoder.lstm_hidden == 64
+    with pytest.raises(ValueError, match="unknown decoder"):
+        job_from_config(_compose("train", ["decoder.kind=transformer", "run_dir=/tmp/x"]))
 
 
 @pytest.mark.parametrize("trainer", sorted(p.stem for p in (GROUPS / "trainer").glob("*.yaml")))

@@ -17,16 +17,15 @@ from htr_ssl.cli._config import (
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def recognizer_config(cfg: DictConfig) -> RecognizerConfig:
-    decoder = dict(resolved(cfg.decoder))
-    kind = decoder.pop("kind")
-    return RecognizerConfig(encoder=to_dataclass(EncoderConfig, cfg.model), decoder=kind,
-                            **decoder)
+    """The `model:` (encoder) and `decoder:` groups, which have RecognizerConfig's shape."""
+    return RecognizerConfig(encoder=to_dataclass(EncoderConfig, cfg.model),
+                            decoder=to_dataclass(DecoderConfig, cfg.decoder))
 
 
 def dataset_name(cfg: DictConfig) -> str:

@@ -105,7 +105,7 @@ def _score_and_text(subject: Subject, cfg: HeatmapConfig, images: torch.Tensor,
     head = resolve_head(model, cfg.head)
     if (head == "attention" and model.attention is None) or (head == "ctc" and model.ctc is None):
         raise ValueError(f"head={head}: checkpoint {subject.name!r} has no {head} decoder "
-                         f"(it is a {model.cfg.decoder} recognizer); use head=auto")
+                         f"(it is a {model.cfg.decoder.kind} recognizer); use head=auto")
     needs_attn = model.attention is not None and ("attention" in cfg.maps or head == "attention")
     attn = attention_maps(model, images, widths) if needs_attn else None
     if head == "attention" and attn is not None:

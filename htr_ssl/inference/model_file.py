@@ -13,6 +13,7 @@ import json
 import logging
 import pickle
 import re
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,7 @@ import torch
 from torch import nn
 
 from htr_ssl.data.alphabet import Alphabet
-from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import Recognizer, build_recognizer, recognizer_config_from_dict
 
 try:  # numpy 2 (which still reads "numpy.core" in the pickles numpy 1 wrote)
     from numpy._core.multiarray import _reconstruct
@@ -183,8 +183,11 @@ def recognizer_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Recognizer, Alphab
         raise CheckpointError(
             f"this checkpoint is a {ckpt.get('kind', 'unknown')!r} checkpoint, not a recognizer; "
             "fine-tune it first (htr-ssl-train finetune.init_from=...)")
-    cfg = dict(ckpt["model_config"])
-    model_cfg = RecognizerConfig(**{**cfg, "encoder": EncoderConfig(**cfg["encoder"])})
+    try:  # the nested shape, or the flat one of checkpoints older than DecoderConfig
+        model_cfg = recognizer_config_from_dict(ckpt["model_config"])
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt.get('path', 'the checkpoint')}: its model_config is not "
+                              f"one htr-ssl wrote: {e}") from None
     alphabet = Alphabet.from_dict(ckpt["alphabet"])
     model = build_recognizer(model_cfg, alphabet)
     load_weights(model, ckpt["model"], ckpt.get("path", "the checkpoint"), "recognizer",
@@ -208,7 +211,8 @@ def export_metadata(ckpt: dict[str, Any], scores: dict[str, Any] | None = None,
     meta = {
         "kind": "recognizer", "name": name or run.get("method") or "recognizer",
         "htr_ssl_version": htr_ssl_version(), "torch_version": torch.__version__,
-        "alphabet": ckpt["alphabet"], "model_config": ckpt["model_config"],
+        "alphabet": ckpt["alphabet"],
+        "model_config": asdict(recognizer_config_from_dict(ckpt["model_config"])),  # nested
         "data": {"dataset": run.get("dataset") or (ckpt.get("config") or {}).get("dataset")
                  or data.get("name"), **{k: data[k] for k in DATA_KEYS if k in data}},
         "training": {"step": (ckpt.get("loop") or {}).get("step"),
@@ -230,8 +234,8 @@ def export_recognizer(ckpt: dict[str, Any], out: Path, scores: dict[str, Any] | 
         raise CheckpointError(f"{ckpt.get('path', 'this checkpoint')} is a "
                               f"{ckpt.get('kind', 'unknown')!r} checkpoint; htr-ssl-export "
                               "writes recognizers (fine-tune the encoder first)")
-    meta = export_metadata(ckpt, scores, name)
     model, _ = recognizer_from_checkpoint(ckpt)  # the weights fit the config they carry
+    meta = export_metadata(ckpt, scores, name)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out), metadata={META_KEY: json.dumps(meta, ensure_ascii=False)})

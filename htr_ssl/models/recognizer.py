@@ -6,11 +6,14 @@ shortcut of Retsinas et al. 2022, and decodes with either head.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from htr_ssl.config import from_dict
 from htr_ssl.data.alphabet import Alphabet, TokenIds
 from htr_ssl.models.attention import AttentionDecoder, attention_loss
 from htr_ssl.models.ctc import CTCHead, ctc_greedy, ctc_loss
@@ -20,16 +23,57 @@ DECODERS = ("ctc", "attention", "hybrid")
 
 
 @dataclass
-class RecognizerConfig:
-    """Encoder + decoder kind. ``hybrid`` trains both heads: w * ctc + (1 - w) * attention."""
+class DecoderConfig:
+    """The head(s) on the encoder (the `decoder:` config group): ``kind`` ctc | attention |
+    hybrid, the hybrid's loss weight ``w * ctc + (1 - w) * attention``, and the attention
+    decoder's sizes (``max_len``: longest decoded text). ``dropout`` applies to every head."""
 
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: str = "ctc"
+    kind: str = "ctc"
     hybrid_ctc_weight: float = 0.5
     attn_hidden: int = 256
     attn_emb: int = 64
     max_len: int = 128
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in DECODERS:
+            raise ValueError(f"decoder.kind={self.kind!r}: unknown decoder; use one of "
+                             f"{', '.join(DECODERS)}")
+        if not 0.0 <= self.hybrid_ctc_weight <= 1.0:
+            raise ValueError(f"decoder.hybrid_ctc_weight={self.hybrid_ctc_weight} must be "
+                             "between 0 and 1")
+
+
+@dataclass
+class RecognizerConfig:
+    """Encoder + decoder, the shape of the `model:` and `decoder:` config groups."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+# The decoder's options as the first checkpoints stored them, next to `encoder` in
+# `model_config` (`{"encoder": {...}, "decoder": "ctc", "hybrid_ctc_weight": 0.5, ...}`).
+_FLAT_DECODER_KEYS = ("hybrid_ctc_weight", "attn_hidden", "attn_emb", "max_len", "dropout")
+
+
+def recognizer_config_dict(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved `model_config` in today's nested shape (``{"encoder": {...}, "decoder":
+    {"kind": ..., ...}}``), whether it is that already or the flat shape checkpoints written
+    before `DecoderConfig` have (``"decoder": "ctc"`` with the decoder's options beside it)."""
+    values = dict(values)
+    if isinstance(values.get("decoder"), Mapping):
+        return values
+    decoder: dict[str, Any] = {"kind": values.pop("decoder")} if "decoder" in values else {}
+    decoder.update({k: values.pop(k) for k in _FLAT_DECODER_KEYS if k in values})
+    return {**values, "decoder": decoder}
+
+
+def recognizer_config_from_dict(values: Mapping[str, Any], prefix: str = "model_config."
+                                ) -> RecognizerConfig:
+    """The RecognizerConfig a checkpoint or export saved (`asdict`), in either shape (see
+    `recognizer_config_dict`); unknown or ill-typed options are errors naming them."""
+    return from_dict(RecognizerConfig, recognizer_config_dict(values), prefix)
 
 
 @dataclass
@@ -54,8 +98,8 @@ class Recognizer(nn.Module):
 
     def __init__(self, cfg: RecognizerConfig, n_chars: int) -> None:
         super().__init__()
-        if cfg.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
+        if cfg.decoder.kind not in DECODERS:  # a DecoderConfig checks this, unless edited since
+            raise ValueError(f"unknown decoder {cfg.decoder.kind!r}; use one of {DECODERS}")
         self.cfg = cfg
         self.n_chars = n_chars
         ids = TokenIds(n_chars)  # the Alphabet's id layout
@@ -64,12 +108,13 @@ class Recognizer(nn.Module):
         dim = self.encoder.out_dim
         self.ctc: CTCHead | None = None
         self.attention: AttentionDecoder | None = None
-        if cfg.decoder in ("ctc", "hybrid"):
-            self.ctc = CTCHead(dim, ids.ctc_size, cfg.dropout)
-        if cfg.decoder in ("attention", "hybrid"):
+        dec = cfg.decoder
+        if dec.kind in ("ctc", "hybrid"):
+            self.ctc = CTCHead(dim, ids.ctc_size, dec.dropout)
+        if dec.kind in ("attention", "hybrid"):
             self.attention = AttentionDecoder(dim, ids.attn_size, self.sos, self.eos,
-                                              cfg.attn_hidden, cfg.attn_emb, cfg.max_len,
-                                              cfg.dropout)
+                                              dec.attn_hidden, dec.attn_emb, dec.max_len,
+                                              dec.dropout)
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +140,8 @@ class Recognizer(nn.Module):
         frames, lengths = self.encoder(images, widths)
         metrics: dict[str, float] = {}
         parts: list[tuple[float, torch.Tensor]] = []
-        w = self.cfg.hybrid_ctc_weight if self.cfg.decoder == "hybrid" else 1.0
+        dec = self.cfg.decoder
+        w = dec.hybrid_ctc_weight if dec.kind == "hybrid" else 1.0
         if self.ctc is not None:
             loss_ctc, valid = ctc_loss(self.ctc(frames), lengths, targets, target_lengths)
             metrics["ctc_loss"] = float(loss_ctc.detach())

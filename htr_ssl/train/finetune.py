@@ -95,7 +95,7 @@ def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, A
                                         else "pretrained")
     run = {"method": method, "dataset": job.dataset or job.data.name,
            "labels": job.data.labels, "protocol": job.finetune.mode, "seed": job.trainer.seed,
-           "encoder": job.model.encoder.preset, "decoder": job.model.decoder,
+           "encoder": job.model.encoder.preset, "decoder": job.model.decoder.kind,
            "init_from": job.finetune.init_from}
     if meta.get("kind") == "pretext":  # how well the encoder learned its own task
         run["pretext"] = dict((meta.get("loop") or {}).get("best_metrics") or {})
@@ -118,9 +118,8 @@ def loss_fn(model: nn.Module, batch) -> tuple:
 def job_options(job: TrainJob) -> dict[str, Any]:
     """What decides the data, model and schedule of a run, by option name (`data.labels`,
     `model.preset`, `decoder.kind`, ...): a resume must not change it."""
-    model = asdict(job.model)
-    encoder, model["kind"] = model.pop("encoder"), model.pop("decoder")
-    return {"data": asdict(job.data), "model": encoder, "decoder": model,
+    return {"data": asdict(job.data), "model": asdict(job.model.encoder),
+            "decoder": asdict(job.model.decoder),
             "trainer": asdict(job.trainer), "finetune": asdict(job.finetune)}
 
 

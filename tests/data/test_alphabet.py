@@ -69,11 +69,11 @@ def test_report_oov_counts_and_names(caplog):
 def test_recognizer_heads_use_the_alphabets_id_layout():
     """One id layout: the heads' sizes and <sos>/<eos> are the Alphabet's."""
     from htr_ssl.models.encoders import EncoderConfig
-    from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+    from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
     alphabet = Alphabet(tuple("abcde"))
-    cfg = RecognizerConfig(encoder=EncoderConfig("small", 32, lstm_hidden=16), decoder="hybrid",
-                           attn_hidden=16, attn_emb=8)
+    cfg = RecognizerConfig(encoder=EncoderConfig("small", 32, lstm_hidden=16),
+                           decoder=DecoderConfig("hybrid", attn_hidden=16, attn_emb=8))
     model = build_recognizer(cfg, alphabet)
     assert (model.sos, model.eos) == (alphabet.sos, alphabet.eos) == (6, 7)
     assert model.ctc.proj.out_features == alphabet.ctc_size

@@ -21,7 +21,7 @@ from htr_ssl.eval.confidence import (
 )
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
 LETTERS = "abcdefgh"
 ALPHABET = Alphabet(tuple(" " + LETTERS))
@@ -114,8 +114,8 @@ def test_confidence_ranks_right_lines_above_wrong_ones_on_held_out_lines(one_thr
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = build_recognizer(RecognizerConfig(
-        EncoderConfig("small", 32, lstm_layers=1, lstm_hidden=64, dropout=0.0), "hybrid",
-        attn_hidden=64, attn_emb=16, max_len=12, dropout=0.0), ALPHABET)
+        EncoderConfig("small", 32, lstm_layers=1, lstm_hidden=64, dropout=0.0),
+        DecoderConfig("hybrid", attn_hidden=64, attn_emb=16, max_len=12, dropout=0.0)), ALPHABET)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     held_out = [_text(rng) for _ in range(96)]
     images, widths, _, _ = _batch(held_out, rng)

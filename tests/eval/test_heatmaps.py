@@ -25,7 +25,7 @@ from htr_ssl.eval.heatmaps import (
     pretext_score,
 )
 from htr_ssl.models.encoders import Encoder, EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.pretext.geometric import RotationConfig
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta
 from htr_ssl.train import checkpoint
@@ -35,7 +35,8 @@ ALPHABET = Alphabet(tuple(" abcdefghijklmnopqrstuvwxyz"))
 
 def _recognizer(decoder="hybrid", seed=0):
     torch.manual_seed(seed)
-    cfg = RecognizerConfig(EncoderConfig("small", 32), decoder, attn_hidden=32, max_len=12)
+    cfg = RecognizerConfig(EncoderConfig("small", 32),
+                           DecoderConfig(decoder, attn_hidden=32, max_len=12))
     return build_recognizer(cfg, ALPHABET).eval(), cfg
 
 

@@ -14,14 +14,14 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
 ALPHABET = Alphabet(tuple("abcdefghij"))
 
 
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_recognizer(RecognizerConfig(EncoderConfig("small", 32), "ctc"),
+    return build_recognizer(RecognizerConfig(EncoderConfig("small", 32), DecoderConfig("ctc")),
                             len(ALPHABET.chars)).eval()
 
 

@@ -6,10 +6,15 @@ import torch
 
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import (
+    DecoderConfig,
+    Recognizer,
+    RecognizerConfig,
+    build_recognizer,
+)
 
 ALPHABET = Alphabet(tuple(" abcdefé"))
-CONFIG = RecognizerConfig(EncoderConfig("small", 32, lstm_hidden=32), "ctc")
+CONFIG = RecognizerConfig(EncoderConfig("small", 32, lstm_hidden=32), DecoderConfig("ctc"))
 
 
 def reader() -> Recognizer:

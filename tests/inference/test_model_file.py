@@ -13,6 +13,7 @@ from recognizer_files import CONFIG
 from safetensors.torch import save_file
 
 from htr_ssl.inference.model_file import (
+    META_KEY,
     CheckpointError,
     describe,
     export_recognizer,
@@ -88,3 +89,49 @@ def test_an_export_reads_on_the_fused_cpu_path_as_on_the_plain_one(reader_checkp
     for a, b in zip(out["export"], out["plain"], strict=True):
         assert abs(a.confidence - b.confidence) < 1e-3
         assert [w.text for w in a.words] == [w.text for w in b.words]
+
+
+# `model_config` as checkpoints and exports written before DecoderConfig hold it (flat: the
+# decoder's kind and options next to `encoder`), for recognizer_files.CONFIG.
+FLAT_CONFIG = {"encoder": {"preset": "small", "height": 32, "lstm_layers": None,
+                           "lstm_hidden": 32, "dropout": 0.1},
+               "decoder": "ctc", "hybrid_ctc_weight": 0.5, "attn_hidden": 256, "attn_emb": 64,
+               "max_len": 128, "dropout": 0.1}
+
+
+def test_checkpoints_and_exports_of_the_flat_config_shape_still_load(reader_checkpoint,
+                                                                     tmp_path):
+    ckpt = load(reader_checkpoint)
+    assert ckpt["model_config"]["decoder"]["kind"] == "ctc"  # today's shape: nested
+    old = tmp_path / "old.pt"
+    checkpoint.save({**ckpt, "model_config": FLAT_CONFIG}, old)
+    images, widths = torch.rand(2, 1, 32, 96), torch.tensor([96, 70])
+    same, _, _ = load_recognizer(reader_checkpoint)
+    expected = same.ctc_logits(images, widths)[0]
+    model, _, _ = load_recognizer(old)
+    assert model.cfg == CONFIG
+    assert torch.equal(model.ctc_logits(images, widths)[0], expected)
+
+    meta = export_recognizer(load(old), tmp_path / "m.safetensors")  # exported: nested
+    assert meta["model_config"] == {"encoder": FLAT_CONFIG["encoder"], "decoder": {
+        "kind": "ctc", "hybrid_ctc_weight": 0.5, "attn_hidden": 256, "attn_emb": 64,
+        "max_len": 128, "dropout": 0.1}}
+
+    # an export written before: its metadata holds the flat shape
+    weights = {k: v.contiguous() for k, v in same.state_dict().items()}
+    flat_meta = {**meta, "model_config": FLAT_CONFIG}
+    save_file(weights, str(tmp_path / "old.safetensors"),
+              metadata={META_KEY: json.dumps(flat_meta)})
+    model, _, _ = load_recognizer(tmp_path / "old.safetensors")
+    assert model.cfg == CONFIG
+    assert torch.equal(model.ctc_logits(images, widths)[0], expected)
+
+
+def test_a_model_config_htr_ssl_did_not_write_is_a_checkpoint_error(reader_checkpoint,
+                                                                     tmp_path):
+    ckpt = load(reader_checkpoint)
+    for bad, says in (({**FLAT_CONFIG, "decoder": "transformer"}, "unknown decoder"),
+                      ({**FLAT_CONFIG, "beam": 3}, "unknown option")):
+        checkpoint.save({**ckpt, "model_config": bad}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=f"model_config is not one htr-ssl wrote.*{says}"):
+            load_recognizer(tmp_path / "bad.pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -11,7 +12,13 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.models.attention import AttentionDecoder, attention_loss
 from htr_ssl.models.ctc import CTCHead, ctc_loss, ctc_min_frames
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import (
+    DecoderConfig,
+    RecognizerConfig,
+    build_recognizer,
+    recognizer_config_dict,
+    recognizer_config_from_dict,
+)
 
 N_CHARS = 6
 SOS, EOS, V = N_CHARS + 1, N_CHARS + 2, N_CHARS + 3
@@ -118,8 +125,8 @@ def batch() -> tuple[torch.Tensor, ...]:
 def test_hybrid_loss_is_weighted_sum(batch: tuple[torch.Tensor, ...]) -> None:
     alphabet = Alphabet(tuple("abcdef"))
     cfg = RecognizerConfig(EncoderConfig("small", 32, lstm_layers=1, dropout=0.0),
-                           decoder="hybrid", hybrid_ctc_weight=0.3, attn_hidden=32,
-                           attn_emb=8, max_len=8, dropout=0.0)
+                           DecoderConfig("hybrid", hybrid_ctc_weight=0.3, attn_hidden=32,
+                                         attn_emb=8, max_len=8, dropout=0.0))
     torch.manual_seed(0)
     model = build_recognizer(cfg, alphabet).eval()
     loss, metrics = model.loss(*batch)
@@ -137,8 +144,8 @@ def test_hybrid_loss_is_weighted_sum(batch: tuple[torch.Tensor, ...]) -> None:
 
 @pytest.mark.parametrize("decoder", ["ctc", "attention"])
 def test_single_head_recognizers(decoder: str, batch: tuple[torch.Tensor, ...]) -> None:
-    cfg = RecognizerConfig(EncoderConfig("small", 32, lstm_layers=1), decoder=decoder,
-                           attn_hidden=32, attn_emb=8, max_len=8)
+    cfg = RecognizerConfig(EncoderConfig("small", 32, lstm_layers=1),
+                           DecoderConfig(decoder, attn_hidden=32, attn_emb=8, max_len=8))
     model = build_recognizer(cfg, 6)
     loss, metrics = model.loss(*batch)
     assert torch.isfinite(loss) and "skipped" in metrics
@@ -152,3 +159,25 @@ def test_single_head_recognizers(decoder: str, batch: tuple[torch.Tensor, ...]) 
     other = "attention" if decoder == "ctc" else "ctc"
     with pytest.raises(ValueError, match=other):
         model.predict(batch[0], batch[1], mode=other)
+
+
+def test_decoder_config_checks_its_kind_and_weight() -> None:
+    with pytest.raises(ValueError, match="unknown decoder; use one of ctc, attention, hybrid"):
+        DecoderConfig("transformer")
+    with pytest.raises(ValueError, match=r"hybrid_ctc_weight=1\.5 must be between 0 and 1"):
+        DecoderConfig("hybrid", hybrid_ctc_weight=1.5)
+
+
+def test_saved_configs_read_in_the_flat_shape_and_the_nested_one() -> None:
+    """Checkpoints older than DecoderConfig saved the decoder's kind as `decoder` and its
+    options next to `encoder`; both shapes give the same RecognizerConfig."""
+    cfg = RecognizerConfig(EncoderConfig("bp", 48, lstm_layers=1),
+                           DecoderConfig("hybrid", hybrid_ctc_weight=0.3, attn_hidden=32,
+                                         attn_emb=8, max_len=40, dropout=0.2))
+    flat = {"encoder": asdict(cfg.encoder), "decoder": "hybrid", "hybrid_ctc_weight": 0.3,
+            "attn_hidden": 32, "attn_emb": 8, "max_len": 40, "dropout": 0.2}
+    assert recognizer_config_dict(flat) == asdict(cfg)
+    assert recognizer_config_from_dict(flat) == cfg
+    assert recognizer_config_from_dict(asdict(cfg)) == cfg
+    with pytest.raises(ValueError, match=r"model_config\.decoder\.max_len='long'"):
+        recognizer_config_from_dict({**flat, "max_len": "long"})

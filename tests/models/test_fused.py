@@ -11,15 +11,15 @@ import torch
 
 from htr_ssl.models import cpu_inference
 from htr_ssl.models.encoders import PRESETS, EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
 WIDTHS = torch.tensor([160, 97, 130, 9, 151])  # odd widths: pooling windows half in padding
 
 
 def _recognizer(preset: str, dropout: float = 0.1) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_recognizer(RecognizerConfig(EncoderConfig(preset, 32, dropout=dropout), "ctc",
-                                              dropout=dropout), 20)
+    model = build_recognizer(RecognizerConfig(EncoderConfig(preset, 32, dropout=dropout),
+                                              DecoderConfig("ctc", dropout=dropout)), 20)
     for m in model.modules():  # BatchNorm statistics that folding can get wrong
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)

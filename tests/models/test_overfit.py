@@ -13,7 +13,7 @@ import torch
 
 from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 
 TEXTS = ["hello world", "abc", "quick fox", "jumps"]
 HEIGHT = 32
@@ -46,8 +46,8 @@ def test_small_model_overfits_four_lines(decoder: str) -> None:
     torch.manual_seed(0)
     alphabet = Alphabet.from_texts(TEXTS)
     cfg = RecognizerConfig(EncoderConfig("small", HEIGHT, lstm_layers=1, dropout=0.0),
-                           decoder=decoder, attn_hidden=128, attn_emb=32, max_len=20,
-                           dropout=0.0)
+                           DecoderConfig(decoder, attn_hidden=128, attn_emb=32, max_len=20,
+                                         dropout=0.0))
     model = build_recognizer(cfg, alphabet)
     images, widths, targets, lengths = make_batch(alphabet)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)

@@ -46,7 +46,7 @@ from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
 from htr_ssl.inference.inputs import Inputs
 from htr_ssl.inference.outputs import record_file
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import TrainJob, loss_fn, report_too_narrow, train_recognizer
 from htr_ssl.train.loop import TrainingDiverged, fit
@@ -208,7 +208,7 @@ def fake_resumable(ctx, model: nn.Module, alphabet: Alphabet) -> Path:
 
 def resume_other_alphabet_size(ctx) -> None:
     cfg = RecognizerConfig(EncoderConfig("small", 32))
-    hybrid = RecognizerConfig(EncoderConfig("small", 32), decoder="hybrid")
+    hybrid = RecognizerConfig(EncoderConfig("small", 32), decoder=DecoderConfig("hybrid"))
     old = fake_resumable(ctx, build_recognizer(hybrid, Alphabet(tuple("abcdef"))),
                          Alphabet(tuple("abcdef")))
     fit(build_recognizer(cfg, Alphabet(("a", "b"))), loss_fn, tiny_loader(ctx),

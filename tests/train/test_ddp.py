@@ -31,7 +31,7 @@ from torch import nn
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.model import loss_fn as pretext_loss
 from htr_ssl.pretext.seqclr import SeqCLRConfig
@@ -84,7 +84,7 @@ def ctc_loss(model: nn.Module, batch: Batch) -> tuple:
 def _model(name: str) -> tuple[nn.Module, object]:
     torch.manual_seed(0)
     if name == "ctc":
-        model = build_recognizer(RecognizerConfig(ENCODER, "ctc", dropout=0.0), 10)
+        model = build_recognizer(RecognizerConfig(ENCODER, DecoderConfig("ctc", dropout=0.0)), 10)
         return _freeze_bn_statistics(model), ctc_loss
     seqclr = SeqCLRConfig(mapping="window", windows=3, contextual=False, hidden=32, proj_dim=16)
     return _freeze_bn_statistics(build_pretext_model(ENCODER, {"seqclr": seqclr})), pretext_loss

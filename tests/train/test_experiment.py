@@ -11,7 +11,7 @@ import pytest
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
 from htr_ssl.pretext.registry import pretext_config
 from htr_ssl.train.experiment import Cell, Stage, run_cell
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob
@@ -25,7 +25,7 @@ def cell(root: Path, data_root: Path, method: str, labels: float, mode: str = "f
     data = DataConfig(name="folder", root=str(data_root), height=32, batch_size=8,
                       labels=labels, augment=AugmentConfig("none"))
     trainer = TrainerConfig(max_steps=2, val_every=2, progress=False)
-    job = TrainJob(data, RecognizerConfig(ENC, "ctc"), trainer,
+    job = TrainJob(data, RecognizerConfig(ENC, DecoderConfig("ctc")), trainer,
                    root / method / f"{mode}_{labels}", FinetuneConfig(mode=mode),
                    dataset="tiny")
     stages = []

@@ -1,6 +1,7 @@
 """Recognizer training end to end on a tiny folder dataset: checkpoints, fine-tuning modes."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,16 +12,16 @@ from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.eval.evaluate import evaluate
 from htr_ssl.inference.model_file import recognizer_from_checkpoint
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import RecognizerConfig
-from htr_ssl.train import checkpoint
-from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
+from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
+from htr_ssl.train import checkpoint, rundir
+from htr_ssl.train.finetune import FinetuneConfig, TrainJob, job_options, train_recognizer
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
 def _job(root, run_dir, steps=6, **kw) -> TrainJob:
     data = DataConfig(name="folder", root=str(root), height=32, batch_size=8,
                       augment=AugmentConfig("none"), num_workers=0, labels=kw.pop("labels", 1.0))
-    model = RecognizerConfig(encoder=EncoderConfig("small", height=32), decoder="ctc")
+    model = RecognizerConfig(EncoderConfig("small", height=32), DecoderConfig("ctc"))
     trainer = TrainerConfig(max_steps=steps, val_every=3, warmup_steps=1, device="cpu",
                             progress=False)
     return TrainJob(data, model, trainer, run_dir, **kw)
@@ -93,3 +94,24 @@ def test_alphabet_that_does_not_cover_the_data_names_characters(tiny_lines, capl
     assert "'x'" in caplog.text and "can never be recognized" in caplog.text
     dropped = eval_split(test, small, DataConfig(oov="drop"), "test")
     assert all("x" not in s.text and "y" not in s.text for s in dropped)
+
+
+def test_a_run_saved_with_the_flat_model_config_resumes(tiny_lines, tmp_path):
+    """Checkpoints written before DecoderConfig hold `model_config` flat (the decoder's kind
+    as `decoder`, its options beside `encoder`) and the options record with `decoder.kind`
+    last: resumed today, neither reads as changed options."""
+    run = tmp_path / "run"
+    train_recognizer(_job(tiny_lines, run, steps=3))
+    ckpt = checkpoint.load(run / "last.pt")
+    decoder = dict(ckpt["model_config"]["decoder"])
+    kind = decoder.pop("kind")
+    ckpt["model_config"] = {"encoder": ckpt["model_config"]["encoder"], "decoder": kind,
+                            **decoder}
+    ckpt["options"]["decoder"] = {**decoder, "kind": kind}
+    checkpoint.save(ckpt, run / "last.pt")
+    job = _job(tiny_lines, run, steps=3, resume=run / "last.pt")
+    assert rundir.changed_options(ckpt["options"], job_options(job)) == []
+    assert train_recognizer(job)["step"] == 3  # no "options differ"
+    hybrid = replace(job, model=replace(job.model, decoder=DecoderConfig("hybrid")))
+    assert rundir.changed_options(ckpt["options"], job_options(hybrid)) == [
+        "decoder.kind 'ctc' -> 'hybrid'"]
