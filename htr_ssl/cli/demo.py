@@ -87,7 +87,7 @@ def run_cells(cfg: DictConfig, out: Path) -> Path:
         print(f"\n[{k}/{len(cells)}] {method}, {labels:.0%} of the labels"
               + (" (pretraining first, once per method)" if method != "scratch" else ""))
         summary = run_cell(Cell(method, job_from_config(ccfg), stages(ccfg)))
-        test = summary.get("test")
+        test = summary.test
         if test:
             print(f"      test WAcc {test['wacc']:.2f}  CER {test['cer']:.2f}  "
                   f"({time.perf_counter() - start:.0f} s)")

@@ -93,8 +93,8 @@ def main(cfg: DictConfig) -> None:
     finetune = job_from_config(cfg)
     cell = Cell(str(cfg.method), finetune, stages(cfg))
     summary = run_cell(cell, hydra_record(cfg))
-    if summary.get("skipped"):
-        print(f"skipped ({summary['skipped']}): {summary['run_dir']}")
+    if summary.skipped:
+        print(f"skipped ({summary.skipped}): {finetune.run_dir}")
     else:
         print_summary(summary, finetune.run_dir)
 

@@ -42,18 +42,16 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
 def main(cfg: DictConfig) -> None:
     job = job_from_config(cfg)
     summary = pretrain(job, hydra_record(cfg))
-    if summary.get("finished"):
+    if not summary.main:  # other torchrun ranks stay quiet
+        return
+    if summary.finished:
         print(f"\npretraining in {job.run_dir} had already finished: skipped (resume=auto)")
-    elif summary["main"]:
-        val = summary["best_val"]
-        shown = "  ".join(f"{k} {v:.3f}" for k, v in val.items())
-        print(f"\npretrained {summary['method']} for {summary['step']} steps: {job.run_dir}")
+    else:
+        shown = "  ".join(f"{k} {v:.3f}" for k, v in summary.best_val.items())
+        print(f"\npretrained {summary.method} for {summary.step} steps: {job.run_dir}")
         if shown:
             print(f"best validation: {shown}")
-    best = summary["best"] or summary["last"]
-    if summary["main"]:
-        print(f"fine-tune with: htr-ssl-train finetune.init_from={best}")
-
+    print(f"fine-tune with: htr-ssl-train finetune.init_from={summary.best or summary.last}")
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
-from htr_ssl.train.finetune import FinetuneConfig, TrainJob, train_recognizer
+from htr_ssl.train.finetune import FinetuneConfig, TrainJob, TrainSummary, train_recognizer
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
@@ -53,13 +53,13 @@ def job_from_config(cfg: DictConfig) -> TrainJob:
     )
 
 
-def print_summary(summary: dict, run_dir: Path) -> None:
-    if not summary["main"]:  # other torchrun ranks stay quiet
+def print_summary(summary: TrainSummary, run_dir: Path) -> None:
+    if not summary.main:  # other torchrun ranks stay quiet
         return
-    test = summary.get("test")
-    if summary.get("finished"):
+    test = summary.test
+    if summary.finished:
         print(f"\nrun: {run_dir} had already finished: skipped (resume=auto)")
-    print(f"\nrun: {run_dir}  (steps: {summary['step']})")
+    print(f"\nrun: {run_dir}  (steps: {summary.step})")
     if test:
         print(f"test ({test['n']} samples): CER {test['cer']:.2f}  WER {test['wer']:.2f}  "
               f"WAcc {test['wacc']:.2f}  WAcc(caseless) {test['wacc_caseless']:.2f}  "

@@ -15,11 +15,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from htr_ssl.data.synthetic import GenerateConfig, generate
 from htr_ssl.train import checkpoint, rundir
-from htr_ssl.train.finetune import TrainJob, train_recognizer
+from htr_ssl.train.finetune import TrainJob, TrainSummary, train_recognizer
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def ensure_stage(stage: Stage, init: Path | None) -> Path:
     return best if best.is_file() else run_dir / "last.pt"
 
 
-def run_cell(cell: Cell, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+def run_cell(cell: Cell, on_start: Callable[[], None] | None = None) -> TrainSummary:
     """Prepare the start if needed, then fine-tune; returns the fine-tuning summary (or a note
     saying why the cell was skipped). `on_start` is called once the fine-tuning run is
     accepted (see train_recognizer)."""
@@ -105,10 +104,10 @@ def run_cell(cell: Cell, on_start: Callable[[], None] | None = None) -> dict[str
     run_dir = Path(job.run_dir)
     if (run_dir / checkpoint.DONE).is_file():
         log.info("%s is finished: skipped", run_dir)
-        return {"main": True, "skipped": "finished", "run_dir": str(run_dir)}
+        return TrainSummary(True, 0, skipped="finished")
     if not cell.stages and job.finetune.mode == "frozen":
         log.warning("%s: the frozen protocol needs a pretrained encoder; skipped", run_dir)
-        return {"main": True, "skipped": "frozen scratch", "run_dir": str(run_dir)}
+        return TrainSummary(True, 0, skipped="frozen scratch")
     encoder = None
     for stage in cell.stages:
         encoder = ensure_stage(stage, encoder)

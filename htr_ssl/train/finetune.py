@@ -123,12 +123,26 @@ def job_options(job: TrainJob) -> dict[str, Any]:
             "trainer": asdict(job.trainer), "finetune": asdict(job.finetune)}
 
 
+@dataclass
+class TrainSummary:
+    """What a recognizer run reports back to its command."""
+
+    main: bool  # the main process (under torchrun the others stay quiet)
+    step: int   # optimizer steps the run has made
+    test: dict[str, Any] | None = None  # the test split's metrics, as in metrics.json
+    best_val: dict[str, float] = field(default_factory=dict)
+    skipped_steps: int = 0    # non-finite losses
+    skipped_samples: int = 0  # lines too narrow for their text under CTC
+    finished: bool = False    # it had finished before (resume=auto): nothing was trained
+    skipped: str | None = None  # an experiment cell that was not run, and why
+
+
 def train_recognizer(job: TrainJob, on_start: Callable[[], None] | None = None
-                     ) -> dict[str, Any]:
+                     ) -> TrainSummary:
     """Train, keep the best checkpoint by validation CER, and score it on the test split.
 
     `job.resume` is a checkpoint path, None (a new run), or "auto": continue run_dir/last.pt
-    if the run was interrupted, skip it if it finished (summary["finished"]), else start.
+    if the run was interrupted, skip it if it finished (`TrainSummary.finished`), else start.
     The run folder is locked while the run writes to it; `on_start` is called (on the main
     process) once the run is accepted, before any data is read.
     """
@@ -138,7 +152,7 @@ def train_recognizer(job: TrainJob, on_start: Callable[[], None] | None = None
 
 
 def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
-           ) -> dict[str, Any]:
+           ) -> TrainSummary:
     run_dir = Path(job.run_dir)
     options = job_options(job)
     resume, ckpt = rundir.begin(run_dir, job.resume, "recognizer", options, job.fork,
@@ -197,10 +211,9 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
             "model_config": asdict(job.model), "config": job.config, "options": options}
     result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
                  validate if val_loader else None, resume, meta, dist, job.finetune.groups())
-    summary: dict[str, Any] = {"main": dist.is_main, "step": result.step,
-                               "best_val": result.best_metrics,
-                               "skipped_steps": result.skipped_steps,
-                               "skipped_samples": result.skipped_samples}
+    summary = TrainSummary(dist.is_main, result.step, best_val=result.best_metrics,
+                           skipped_steps=result.skipped_steps,
+                           skipped_samples=result.skipped_samples)
     if dist.is_main and data.test:
         best = result.best_path or result.last_path
         model.load_state_dict(checkpoint.load(best)["model"])
@@ -209,20 +222,20 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
         metrics.update(split="test", checkpoint=str(best), labeled_lines=len(data.train),
                        run=describe_run(job, init_meta))
         write_results(run_dir, metrics, rows)
-        summary["test"] = metrics
+        summary.test = metrics
     if dist.is_main:
         checkpoint.mark_done(run_dir, {"step": result.step, "stopped_early": result.stopped_early})
     return summary
 
 
-def finished_summary(run_dir: Path, main: bool) -> dict[str, Any]:
+def finished_summary(run_dir: Path, main: bool) -> TrainSummary:
     """What a skipped, already finished run reports: its step and saved test metrics."""
     log.info("%s already finished (%s exists): skipped", run_dir, run_dir / checkpoint.DONE)
     done = json.loads((run_dir / checkpoint.DONE).read_text(encoding="utf-8") or "{}")
-    summary: dict[str, Any] = {"main": main, "finished": True, "step": done.get("step", 0)}
+    test = None
     if (run_dir / "metrics.json").is_file():
-        summary["test"] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    return summary
+        test = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return TrainSummary(main, int(done.get("step", 0)), test, finished=True)
 
 
 def too_narrow(samples: list[Sample], height: int, max_width: int | None,

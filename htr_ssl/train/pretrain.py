@@ -64,6 +64,19 @@ class PretrainJob:
     fork: bool = False  # continue `resume` in run_dir, a new folder, even with changed options
 
 
+@dataclass
+class PretrainSummary:
+    """What a pretraining run reports back to its command."""
+
+    main: bool  # the main process (under torchrun the others stay quiet)
+    method: str  # the pretexts, "+"-joined
+    last: Path
+    best: Path | None  # best validation loss, when there was a validation split
+    step: int | None = None  # None when it had finished before
+    best_val: dict[str, float] = field(default_factory=dict)
+    finished: bool = False  # it had finished before (resume=auto): nothing was trained
+
+
 def unlabeled_splits(job: PretrainJob) -> tuple[list, list]:
     """(pretraining samples, validation samples), texts never read."""
     auto = tuple(job.splits) == ("auto",)
@@ -120,7 +133,7 @@ def job_options(job: PretrainJob) -> dict[str, Any]:
             "extra": {e.root: e.name for e in job.extra}}
 
 
-def pretrain(job: PretrainJob, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+def pretrain(job: PretrainJob, on_start: Callable[[], None] | None = None) -> PretrainSummary:
     """Train the encoder; best.pt is chosen by the validation pretext loss when there is a
     validation split. Returns a summary with the final validation metrics. The run folder is
     locked while the run writes to it; `on_start` is called (on the main process) once the run
@@ -131,15 +144,15 @@ def pretrain(job: PretrainJob, on_start: Callable[[], None] | None = None) -> di
 
 
 def _pretrain(job: PretrainJob, dist: DistInfo, on_start: Callable[[], None] | None
-              ) -> dict[str, Any]:
+              ) -> PretrainSummary:
     run_dir = Path(job.run_dir)
     options = job_options(job)
     resume, _ = rundir.begin(run_dir, job.resume, "pretext", options, job.fork, dist.is_main)
     if resume == checkpoint.FINISHED:
         log.info("pretraining in %s is finished: nothing to do (resume=auto)", run_dir)
-        return {"main": dist.is_main, "finished": True, "step": None, "method": "+".join(
-            job.pretexts), "best_val": {}, "last": run_dir / "last.pt",
-            "best": run_dir / "best.pt" if (run_dir / "best.pt").is_file() else None}
+        best = run_dir / "best.pt"
+        return PretrainSummary(dist.is_main, "+".join(job.pretexts), run_dir / "last.pt",
+                               best if best.is_file() else None, finished=True)
     if dist.is_main and on_start is not None:
         on_start()
     train, val = unlabeled_splits(job)
@@ -174,8 +187,8 @@ def _pretrain(job: PretrainJob, dist: DistInfo, on_start: Callable[[], None] | N
     result = fit(model, loss_fn, loader, trainer, run_dir, validate, resume, meta, dist)
     if dist.is_main:
         checkpoint.mark_done(run_dir, {"step": result.step, "method": model.method})
-    return {"main": dist.is_main, "step": result.step, "method": model.method,
-            "best_val": result.best_metrics, "last": result.last_path, "best": result.best_path}
+    return PretrainSummary(dist.is_main, model.method, result.last_path, result.best_path,
+                           result.step, result.best_metrics)
 
 
 def pretext_metrics(model: nn.Module, loader, max_batches: int) -> dict[str, float]:

@@ -74,7 +74,7 @@ def test_the_real_protocol_runs_end_to_end_on_a_few_lines(tmp_path):
             "trainer.progress=false", "pretrain.trainer.progress=false",
             "finetune.freeze_steps=1"])
         summary = run_cell(Cell(start, job_from_config(cfg), stages(cfg)))
-        assert summary["test"]["labeled_lines"] == 6 and summary["test"]["n"] == 4
+        assert summary.test["labeled_lines"] == 6 and summary.test["n"] == 4
     records = collect_runs(tmp_path)
     assert sorted(r.method for r in records) == sorted(["scratch", method])
     text = full_markdown(metric_tables(records, ["cer", "wer", "wacc"]), records)

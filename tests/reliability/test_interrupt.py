@@ -24,7 +24,7 @@ from htr_ssl.data.alphabet import Alphabet
 from htr_ssl.data.pipeline import DataConfig, make_loader
 from htr_ssl.data.sample import Sample
 from htr_ssl.train import checkpoint
-from htr_ssl.train.finetune import train_recognizer
+from htr_ssl.train.finetune import TrainSummary, train_recognizer
 from htr_ssl.train.interrupt import TrainingInterrupted
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
@@ -53,7 +53,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def train_here(data: Path, run_dir: Path, *extra: str) -> dict:
+def train_here(data: Path, run_dir: Path, *extra: str) -> TrainSummary:
     """The same training command, run in this process (what the CLI calls, minus start-up)."""
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides(data, f"run_dir={run_dir}", *extra))
@@ -112,7 +112,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tiny_lines, tmp_pat
 
     # resume=auto finds last.pt in the run folder and continues it
     summary = train_here(tiny_lines, run_dir, "resume=auto")
-    assert summary["step"] == STEPS and "test" in summary
+    assert summary.step == STEPS and summary.test is not None
     assert_same_weights(final_weights(run_dir), straight)
     assert list(run_dir.glob(".*.tmp")) == []  # no partial writes left behind
 
@@ -136,7 +136,7 @@ def test_sigterm_saves_exits_cleanly_and_resumes(tiny_lines, tmp_path, straight,
     # started again (as a sweep would be), the finished run is skipped, not retrained
     before = last.stat().st_mtime_ns
     again = train_here(tiny_lines, run_dir, "resume=auto")
-    assert again["finished"] and again["test"]["n"] == 6
+    assert again.finished and again.test["n"] == 6
     assert last.stat().st_mtime_ns == before
 
 

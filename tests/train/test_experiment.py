@@ -45,18 +45,18 @@ def test_pretraining_runs_once_and_finished_cells_are_skipped(tiny_lines, tmp_pa
     assert pre_ckpt.stat().st_mtime_ns == stamp  # reused, not trained again
     assert "reused" in caplog.text
     for summary in (first, second):
-        assert summary["test"]["run"]["method"] == "rotation"
+        assert summary.test["run"]["method"] == "rotation"
     again = run_cell(cell(tmp_path, tiny_lines, "rotation", 0.5))
-    assert again["skipped"] == "finished"
+    assert again.skipped == "finished"
 
 
 def test_frozen_scratch_is_skipped_and_an_interrupted_cell_resumes(tiny_lines, tmp_path):
-    assert run_cell(cell(tmp_path, tiny_lines, "scratch", 1.0, "frozen"))["skipped"]
+    assert run_cell(cell(tmp_path, tiny_lines, "scratch", 1.0, "frozen")).skipped
     c = cell(tmp_path, tiny_lines, "scratch", 1.0)
     run_cell(c)
     (c.finetune.run_dir / "done").unlink()  # as if killed before the test scoring
     summary = run_cell(c)
-    assert summary["step"] == 2 and (c.finetune.run_dir / "metrics.json").is_file()
+    assert summary.step == 2 and (c.finetune.run_dir / "metrics.json").is_file()
 
 
 def test_method_names_parse_into_stages():
@@ -102,8 +102,8 @@ def test_a_chain_of_stages_from_the_experiment_config(tiny_lines, tmp_path):
     assert [Path(s.job.run_dir) for s in chain] == [
         tmp_path / "pretrain/tiny/synthetic", tmp_path / "pretrain/tiny/synthetic/rotation+synimg"]
     summary = run_cell(Cell(cfg.method, job_from_config(cfg), chain))
-    assert summary["test"]["run"]["method"] == "synthetic/rotation+synimg"
-    assert summary["test"]["run"]["pretext"]["rotation/acc"] >= 0
+    assert summary.test["run"]["method"] == "synthetic/rotation+synimg"
+    assert summary.test["run"]["pretext"]["rotation/acc"] >= 0
     assert (tmp_path / "synth" / "ascii" / "lines.txt").is_file()
     pool = (chain[1].job.run_dir / "pretrain_ids.tsv").read_text().splitlines()
     own = select(load_samples(chain[1].job.data), "train")  # its own training split

@@ -32,7 +32,7 @@ def test_run_writes_results_and_checkpoint_reloads_identically(tiny_lines, tmp_p
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"cer", "wer", "wacc", "wacc_caseless", "line_acc"} <= set(metrics)
-    assert metrics["n"] == summary["test"]["n"] == 6
+    assert metrics["n"] == summary.test["n"] == 6
     header = (run / "predictions.tsv").read_text().splitlines()[0]
     assert header == "id\treference\thypothesis\tcer\tconfidence\tword_confidences"
     assert Alphabet.load(run / "alphabet.json") == Alphabet.from_dict(
@@ -111,7 +111,7 @@ def test_a_run_saved_with_the_flat_model_config_resumes(tiny_lines, tmp_path):
     checkpoint.save(ckpt, run / "last.pt")
     job = _job(tiny_lines, run, steps=3, resume=run / "last.pt")
     assert rundir.changed_options(ckpt["options"], job_options(job)) == []
-    assert train_recognizer(job)["step"] == 3  # no "options differ"
+    assert train_recognizer(job).step == 3  # no "options differ"
     hybrid = replace(job, model=replace(job.model, decoder=DecoderConfig("hybrid")))
     assert rundir.changed_options(ckpt["options"], job_options(hybrid)) == [
         "decoder.kind 'ctc' -> 'hybrid'"]
