@@ -15,6 +15,8 @@ from htr_ssl.config import from_dict
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext.base import Pretext
 from htr_ssl.pretext.bootstrap import BYOL, BYOLConfig, SimSiam, SimSiamConfig
+from htr_ssl.pretext.chaco import ChaCo, ChaCoConfig
+from htr_ssl.pretext.cmtco import CMTCo, CMTCoConfig
 from htr_ssl.pretext.context import Context, ContextConfig
 from htr_ssl.pretext.cpc import CPC, CPCConfig
 from htr_ssl.pretext.decorrelation import Barlow, BarlowConfig, VICReg, VICRegConfig
@@ -39,6 +41,8 @@ PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
     "sorting": (SortingConfig, Sorting),
     "byol": (BYOLConfig, BYOL),
     "simsiam": (SimSiamConfig, SimSiam),
+    "chaco": (ChaCoConfig, ChaCo),
+    "cmtco": (CMTCoConfig, CMTCo),
     "masked": (MaskedConfig, Masked),
     "moco": (MoCoConfig, MoCo),
     "cpc": (CPCConfig, CPC),
