@@ -25,6 +25,8 @@ from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
 TINY = {
+    "chaco": {"width": 16, "jitter": 2, "crops": 2, "hidden": 16, "proj_dim": 8},
+    "cmtco": {"hidden": 16, "proj_dim": 8, "windows": 3, "strip": 8, "step": 8},
     "moco": {"hidden": 16, "proj_dim": 8, "windows": 3, "queue": 64},
     "cpc": {"steps": 3, "negatives": 4, "context": 16, "dim": 8},
     "inpaint": {"span": 2, "hidden": 16, "distractors": 4},
