@@ -193,9 +193,17 @@ class Encoder(nn.Module):
             # is the channels-last layout: the same maxima 6x faster than over dim 2
             frames = (fmap.permute(0, 2, 3, 1).amax(1) if self.fused
                       else fmap.amax(dim=2).transpose(1, 2))
-        if self.lstm is None or not contextual:
+        if not contextual:
             return frames, lengths
-        return self.lstm(self.dropout(frames), lengths), lengths
+        return self.context(frames, lengths), lengths
+
+    def context(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The part of `forward` after the CNN, on given CNN frames (B, T, cnn_dim), e.g. ones a
+        pretext has masked (`persec`): `forward(x, w, True)` is `context(*forward(x, w, False))`.
+        Without a BiLSTM the frames come back as they are."""
+        if self.lstm is None:
+            return frames
+        return self.lstm(self.dropout(frames), lengths)
 
 
 def build_encoder(cfg: EncoderConfig) -> Encoder:

@@ -106,6 +106,20 @@ def sample_distractors(line_of: torch.Tensor, k: int, chunk: int = 4096) -> torc
     return torch.cat(out)
 
 
+def contrast_masked(q: torch.Tensor, t: torch.Tensor, line_of: torch.Tensor, distractors: int,
+                    temperature: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """InfoNCE of N masked frames' queries q (N, D) against their true targets t (N, D), each
+    among up to `distractors` other masked frames (`line_of`: each frame's line; same line
+    first): (loss, `acc` = % whose true target scores strictly highest, candidates per query,
+    for `chance`). A single masked frame has nothing to be told from: loss 0, acc 100."""
+    k = min(distractors, len(q) - 1)
+    if k == 0:
+        return q.sum() * 0.0, torch.tensor(100.0, device=q.device), 1
+    idx = sample_distractors(line_of, k)
+    loss = masked_infonce(q, t, idx, temperature)
+    return loss, candidate_top1(candidate_logits(q.detach(), t.detach(), idx, 1.0)), k + 1
+
+
 class Masked(Pretext):
     def __init__(self, cfg: MaskedConfig, encoder: Encoder) -> None:
         super().__init__(cfg, encoder)
@@ -135,12 +149,7 @@ class Masked(Pretext):
             visual, _ = encoder(images, widths, False)
         q = self.query(context[mask])
         t = self.target(visual.detach()[mask])
-        k = min(self.cfg.distractors, len(q) - 1)
-        metrics = {"chance": chance(k + 1, q),
-                   "masked": mask.sum() / n_frames.sum() * 100}
-        if k == 0:  # a single masked frame: nothing to tell it from
-            return q.sum() * 0.0, {"acc": torch.tensor(100.0, device=q.device), **metrics}
-        distractors = sample_distractors(mask.nonzero()[:, 0], k)
-        loss = masked_infonce(q, t, distractors, self.cfg.temperature)
-        acc = candidate_top1(candidate_logits(q.detach(), t.detach(), distractors, 1.0))
-        return loss, {"acc": acc, **metrics}
+        loss, acc, candidates = contrast_masked(q, t, mask.nonzero()[:, 0],
+                                                self.cfg.distractors, self.cfg.temperature)
+        return loss, {"acc": acc, "chance": chance(candidates, q),
+                      "masked": mask.sum() / n_frames.sum() * 100}

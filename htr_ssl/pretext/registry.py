@@ -25,6 +25,7 @@ from htr_ssl.pretext.geometric import Flip, FlipConfig, Rotation, RotationConfig
 from htr_ssl.pretext.inpaint import Inpaint, InpaintConfig
 from htr_ssl.pretext.masked import Masked, MaskedConfig
 from htr_ssl.pretext.moco import MoCo, MoCoConfig
+from htr_ssl.pretext.persec import PerSec, PerSecConfig
 from htr_ssl.pretext.puzzle import Jigsaw, JigsawConfig, Sorting, SortingConfig
 from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.pretext.simclr import SimCLR, SimCLRConfig
@@ -50,6 +51,7 @@ PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
     "context": (ContextConfig, Context),
     "dino": (DINOConfig, DINO),
     "swav": (SwAVConfig, SwAV),
+    "persec": (PerSecConfig, PerSec),
 }
 
 
