@@ -3,8 +3,6 @@ a model never loads training, yet a training stop must still end as one line and
 
 from __future__ import annotations
 
-import signal
-
 
 class FixableError(Exception):
     """An error the user can fix (the message says how): a command prints it as one line."""
@@ -21,7 +19,3 @@ class StoppedBySignal(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name

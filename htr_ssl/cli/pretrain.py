@@ -53,5 +53,6 @@ def main(cfg: DictConfig) -> None:
             print(f"best validation: {shown}")
     print(f"fine-tune with: htr-ssl-train finetune.init_from={summary.best or summary.last}")
 
+
 if __name__ == "__main__":
     main()
