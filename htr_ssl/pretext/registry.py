@@ -55,14 +55,20 @@ PRETEXTS: dict[str, tuple[type, type[Pretext]]] = {
 }
 
 
+def classes(name: str) -> tuple[type, type[Pretext]]:
+    """(config dataclass, Pretext class) of pretext `name`; an unknown name is an error that
+    lists the valid ones."""
+    if name not in PRETEXTS:
+        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
+    return PRETEXTS[name]
+
+
 def pretext_config(name: str, values: Mapping[str, Any] | None = None,
                    prefix: str | None = None) -> Any:
     """The config dataclass of pretext `name`; unknown names and options, and values of the
     wrong kind, are errors that name them (and the valid ones). `prefix`: where the values
     sit in a config, for the messages (default `pretext.<name>.`)."""
-    if name not in PRETEXTS:
-        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
-    return from_dict(PRETEXTS[name][0], dict(values or {}),
+    return from_dict(classes(name)[0], dict(values or {}),
                      f"pretext.{name}." if prefix is None else prefix, f"pretext {name!r}")
 
 
@@ -71,9 +77,7 @@ def weighted_config(name: str) -> type:
     """Pretext `name`'s config dataclass with `weight` beside its own options (its loss weight
     among the pretexts trained together, 1.0): the shape of `pretext.<name>` in
     configs/pretrain.yaml and of a pretext checkpoint's saved options."""
-    if name not in PRETEXTS:
-        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
-    cls = PRETEXTS[name][0]
+    cls = classes(name)[0]
     return dataclasses.make_dataclass(
         f"Weighted{cls.__name__}", [("weight", float, dataclasses.field(default=1.0))],
         bases=(cls,), frozen=cls.__dataclass_params__.frozen)
@@ -98,6 +102,4 @@ def chosen_pretexts(nodes: Mapping[str, Mapping[str, Any]], prefix: str = "prete
 
 def build_pretext(name: str, cfg: Any, encoder: Encoder) -> Pretext:
     """Instantiate pretext `name` with its heads sized for `encoder`."""
-    if name not in PRETEXTS:
-        raise ValueError(f"unknown pretext {name!r}; available: {', '.join(sorted(PRETEXTS))}")
-    return PRETEXTS[name][1](cfg, encoder)
+    return classes(name)[1](cfg, encoder)
