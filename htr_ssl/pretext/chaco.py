@@ -61,7 +61,7 @@ def crop_places(widths: torch.Tensor, width: int, jitter: int
     by a uniform integer in [-jitter, jitter], kept inside the line."""
     widths = widths.long()
     room = (widths - width).clamp(min=0)
-    first = (torch.rand(len(widths), device=widths.device) * (room + 1)).long().minimum(room)
+    first = ops.uniform_starts(room)
     shift = torch.randint(-jitter, jitter + 1, (len(widths),), device=widths.device)
     second = (first + shift).clamp(min=0).minimum(room)
     return first, second

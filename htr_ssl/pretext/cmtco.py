@@ -80,8 +80,7 @@ def movement_window(widths: torch.Tensor, cfg: CMTCoConfig
     room = widths - cfg.strip - 2 * reach
     fits = room >= 0
     room = room.clamp(min=0)
-    draw = (torch.rand(len(widths), device=widths.device) * (room + 1)).long().minimum(room)
-    start = reach + draw
+    start = reach + ops.uniform_starts(room)
     return torch.where(fits, start, torch.zeros_like(start)), fits
 
 

@@ -30,14 +30,20 @@ def select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
 
+def uniform_starts(room: torch.Tensor) -> torch.Tensor:
+    """One uniform integer in [0, room[i]] per entry (long): where a piece of a line starts
+    when `room` columns are left beside it."""
+    room = room.long()
+    return (torch.rand(len(room), device=room.device) * (room + 1)).long().minimum(room)
+
+
 def random_square_crops(images: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
     """One H x H crop per line at a random offset inside its width (lines narrower than H keep
     their white padding): the square pieces that 90-degree rotations need."""
     b, c, h, w_max = images.shape
     if w_max < h:
         images = torch.nn.functional.pad(images, (0, h - w_max), value=1.0)
-    room = (widths.to(images.device) - h).clamp(min=0)
-    start = (torch.rand(b, device=images.device) * (room + 1).float()).long()
+    start = uniform_starts((widths.to(images.device) - h).clamp(min=0))
     cols = start[:, None] + torch.arange(h, device=images.device)[None, :]  # (B, H)
     return images.gather(-1, cols[:, None, None, :].expand(b, c, h, h))
 
@@ -163,5 +169,5 @@ def random_segments(widths: torch.Tensor, low: float, high: float
     w = widths.long().clamp(min=1)
     share = low + (high - low) * torch.rand(len(w), device=w.device)
     sizes = (share * w).round().long().clamp(1, None).minimum(w)
-    start = (torch.rand(len(w), device=w.device) * (w - sizes + 1)).long()
+    start = uniform_starts(w - sizes)
     return start, sizes
