@@ -101,6 +101,9 @@ class Prepared:
     val: list[Sample]
     test: list[Sample]
     alphabet: Alphabet
+    # the whole training split, labeled or not, as read (page lines not yet cut out): the
+    # unlabeled images a pretext trained alongside sees (finetune.aux)
+    pool: list[Sample] = field(default_factory=list)
 
     def split(self, name: str) -> list[Sample]:
         return {"train": self.train, "val": self.val, "test": self.test}[check_split(name)]
@@ -184,6 +187,7 @@ def prepare(cfg: DataConfig, run_dir: Path | None = None,
         val=eval_split(val, alphabet, cfg, "val"),
         test=eval_split(test, alphabet, cfg, "test"),
         alphabet=alphabet,
+        pool=train_all,
     )
     log.info("%s: %d labeled train (of %d), %d val, %d test, %d symbols", cfg.name,
              len(prepared.train), len(train_all), len(prepared.val), len(prepared.test),

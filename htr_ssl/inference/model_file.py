@@ -37,6 +37,9 @@ META_KEY = "htr_ssl"
 DATA_KEYS = ("name", "height", "max_width", "word_images", "labels", "oov")
 RUN_KEYS = ("method", "dataset", "labels", "protocol", "seed", "encoder", "decoder")
 TEST_KEYS = ("split", "n", "cer", "wer", "wacc", "wacc_caseless", "line_acc")
+# Training-only layers a recognizer checkpoint may carry (a pretext trained alongside,
+# train/joint.py): reading the recognizer leaves them out.
+AUX_PREFIX = "aux."
 
 
 class CheckpointError(RuntimeError):
@@ -190,10 +193,16 @@ def recognizer_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Recognizer, Alphab
                               f"one htr-ssl wrote: {e}") from None
     alphabet = Alphabet.from_dict(ckpt["alphabet"])
     model = build_recognizer(model_cfg, alphabet)
-    load_weights(model, ckpt["model"], ckpt.get("path", "the checkpoint"), "recognizer",
+    load_weights(model, recognizer_weights(ckpt["model"]), ckpt.get("path", "the checkpoint"),
+                 "recognizer",
                  "the checkpoint's alphabet and weights disagree (was it edited?); use a "
                  "best.pt / last.pt exactly as htr-ssl wrote it")
     return model, alphabet
+
+
+def recognizer_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A recognizer checkpoint's weights less the training-only `aux.*` layers."""
+    return {k: v for k, v in weights.items() if not k.startswith(AUX_PREFIX)}
 
 
 def load_recognizer(path: Path | str) -> tuple[Recognizer, Alphabet, dict[str, Any]]:

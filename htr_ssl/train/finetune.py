@@ -12,7 +12,7 @@ import json
 import logging
 import types
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,15 @@ import torch
 from torch import nn
 
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
-from htr_ssl.data.pipeline import DataConfig, make_loader, prepare
+from htr_ssl.data.pipeline import DataConfig, cached_crops, make_loader, prepare
 from htr_ssl.data.sample import Sample
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
-from htr_ssl.models.recognizer import RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
+from htr_ssl.pretext.registry import build_pretext, pretext_config
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
@@ -38,12 +40,17 @@ class FinetuneConfig:
     """`init_from`: any htr-ssl checkpoint whose encoder seeds this run (kraken's --load);
     `mode`: full | frozen. With `init_from` and mode full, the pretrained encoder is held
     still for `freeze_steps` while the fresh decoder learns to read it, then trains at
-    `encoder_lr` x the decoder's rate (see docs/results.md for why the defaults are these)."""
+    `encoder_lr` x the decoder's rate (see docs/results.md for why the defaults are these).
+    `aux`: a pretext trained alongside on the training split's images, labeled or not, at
+    `aux_weight` x its loss (S4L, train/joint.py); `aux_options` are its options."""
 
     init_from: str | None = None
     mode: str = "full"
     freeze_steps: int = 0
     encoder_lr: float = 1.0
+    aux: str | None = None
+    aux_weight: float = 0.5
+    aux_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "frozen"):
@@ -53,6 +60,12 @@ class FinetuneConfig:
         if not 0 < self.encoder_lr < float("inf"):
             raise ValueError(f"finetune.encoder_lr={self.encoder_lr} must be a positive "
                              "number (a multiple of trainer.lr)")
+        if self.aux is not None:
+            pretext_config(self.aux, self.aux_options, "finetune.aux_options.")  # names checked
+            if self.mode != "full":
+                raise ValueError("finetune.aux trains the encoder: use finetune.mode=full")
+            if not 0 < self.aux_weight < float("inf"):
+                raise ValueError(f"finetune.aux_weight={self.aux_weight} must be > 0")
 
     def groups(self) -> tuple[ParamGroup, ...]:
         """The encoder's own learning-rate group when fine-tuning a pretrained encoder."""
@@ -93,6 +106,8 @@ def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, A
     else:
         method = meta.get("method") or ("supervised" if meta.get("kind") == "recognizer"
                                         else "pretrained")
+    if job.finetune.aux:  # S4L: a row of its own
+        method = f"{method} + {job.finetune.aux} alongside"
     run = {"method": method, "dataset": job.dataset or job.data.name,
            "labels": job.data.labels, "protocol": job.finetune.mode, "seed": job.trainer.seed,
            "encoder": job.model.encoder.preset, "decoder": job.model.decoder.kind,
@@ -204,19 +219,22 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
     if val_loader is None:
         log.warning("no validation samples: best.pt will not be selected by CER")
 
-    def validate(m: nn.Module) -> dict[str, float]:
-        return evaluate(m, val_loader, alphabet, DecodeConfig(), job.metric)[0]
+    trained, loss = (model, loss_fn) if job.finetune.aux is None else (
+        joint_model(job, model, data.pool, dist), joint_loss)
+
+    def validate(_: nn.Module) -> dict[str, float]:  # the recognizer, whatever trains
+        return evaluate(model, val_loader, alphabet, DecodeConfig(), job.metric)[0]
 
     meta = {"kind": "recognizer", "alphabet": alphabet.to_dict(),
             "model_config": asdict(job.model), "config": job.config, "options": options}
-    result = fit(model, loss_fn, train_loader, job.trainer, run_dir,
+    result = fit(trained, loss, train_loader, job.trainer, run_dir,
                  validate if val_loader else None, resume, meta, dist, job.finetune.groups())
     summary = TrainSummary(dist.is_main, result.step, best_val=result.best_metrics,
                            skipped_steps=result.skipped_steps,
                            skipped_samples=result.skipped_samples)
     if dist.is_main and data.test:
         best = result.best_path or result.last_path
-        model.load_state_dict(checkpoint.load(best)["model"])
+        trained.load_state_dict(checkpoint.load(best)["model"])
         metrics, rows = evaluate(model, make_loader(data.test, alphabet, job.data, False),
                                  alphabet, DecodeConfig(), job.metric)
         metrics.update(split="test", checkpoint=str(best), labeled_lines=len(data.train),
@@ -226,6 +244,21 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
     if dist.is_main:
         checkpoint.mark_done(run_dir, {"step": result.step, "stopped_early": result.stopped_early})
     return summary
+
+
+def joint_model(job: TrainJob, recognizer: Recognizer, pool: list[Sample], dist: DistInfo
+                ) -> JointModel:
+    """The recognizer with `finetune.aux` alongside, fed the training split's images (`pool`,
+    texts unread) with the pretraining's aligned augmentation."""
+    ft = job.finetune
+    pretext = build_pretext(ft.aux, pretext_config(ft.aux, ft.aux_options,
+                                                   "finetune.aux_options."), recognizer.encoder)
+    data = replace(job.data, augment=replace(job.data.augment, recipe="seqclr"))
+    loader = make_loader(cached_crops(pool, data), None, data, True, job.trainer.seed,
+                         dist.rank, dist.world, pretext.views)
+    log.info("training %s alongside (weight %g) on %d images of the training split",
+             ft.aux, ft.aux_weight, len(pool))
+    return JointModel(recognizer, AuxTask(pretext, ft.aux_weight, loader))
 
 
 def finished_summary(run_dir: Path, main: bool) -> TrainSummary:
