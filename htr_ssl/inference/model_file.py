@@ -212,16 +212,18 @@ def load_recognizer(path: Path | str) -> tuple[Recognizer, Alphabet, dict[str, A
     return model.eval(), alphabet, ckpt
 
 
-def export_metadata(ckpt: dict[str, Any], scores: dict[str, Any] | None = None,
+def export_metadata(ckpt: dict[str, Any], model: Recognizer,
+                    scores: dict[str, Any] | None = None,
                     name: str | None = None) -> dict[str, Any]:
-    """What an export carries besides weights: only names, numbers and the alphabet."""
+    """What an export of `model` (rebuilt from `ckpt`) carries besides weights: only names,
+    numbers and the alphabet."""
     data = (ckpt.get("config") or {}).get("data") or {}
     run = (scores or {}).get("run") or {}
     meta = {
         "kind": "recognizer", "name": name or run.get("method") or "recognizer",
         "htr_ssl_version": htr_ssl_version(), "torch_version": torch.__version__,
         "alphabet": ckpt["alphabet"],
-        "model_config": asdict(recognizer_config_from_dict(ckpt["model_config"])),  # nested
+        "model_config": asdict(model.cfg),  # nested, whatever shape the checkpoint had
         "data": {"dataset": run.get("dataset") or (ckpt.get("config") or {}).get("dataset")
                  or data.get("name"), **{k: data[k] for k in DATA_KEYS if k in data}},
         "training": {"step": (ckpt.get("loop") or {}).get("step"),
@@ -244,7 +246,7 @@ def export_recognizer(ckpt: dict[str, Any], out: Path, scores: dict[str, Any] | 
                               f"{ckpt.get('kind', 'unknown')!r} checkpoint; htr-ssl-export "
                               "writes recognizers (fine-tune the encoder first)")
     model, _ = recognizer_from_checkpoint(ckpt)  # the weights fit the config they carry
-    meta = export_metadata(ckpt, scores, name)
+    meta = export_metadata(ckpt, model, scores, name)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out), metadata={META_KEY: json.dumps(meta, ensure_ascii=False)})
