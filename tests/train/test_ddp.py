@@ -1,9 +1,10 @@
 """DDP is exact: two gloo processes, each training on half of a batch, take the same optimizer
 step as one process on the whole batch, through the real `fit`.
 
-Two models: a CTC recognizer (the fine-tuning path) and SeqCLR (a contrastive pretext whose
+Three models: a CTC recognizer (the fine-tuning path), SeqCLR (a contrastive pretext whose
 negatives are gathered across ranks, with `contextual: false`, so the BiLSTM gets no gradient
-and DDP needs `find_unused_parameters`, which `auto` turns on for pretraining).
+and DDP needs `find_unused_parameters`, which `auto` turns on for pretraining), and the
+recognizer with SeqCLR alongside on its own stream of (here the same) images (train/joint.py).
 
 What would otherwise differ, and how the test removes it:
 - BatchNorm normalizes with the statistics of the batch it sees: half a batch per rank is not
@@ -34,13 +35,15 @@ from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.model import loss_fn as pretext_loss
-from htr_ssl.pretext.seqclr import SeqCLRConfig
+from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import DistInfo
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
 WORLD, BATCH, LR = 2, 8, 1e-3
+NAMES = ("ctc", "seqclr", "joint")
 ENCODER = EncoderConfig("small", 32, lstm_hidden=16, dropout=0.0)
 
 
@@ -81,13 +84,18 @@ def ctc_loss(model: nn.Module, batch: Batch) -> tuple:
     return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
 
 
-def _model(name: str) -> tuple[nn.Module, object]:
+def _model(name: str, batch: Batch | None = None) -> tuple[nn.Module, object]:
+    """`batch`: what the joint model's unlabeled stream gives (this rank's shard)."""
     torch.manual_seed(0)
-    if name == "ctc":
-        model = build_recognizer(RecognizerConfig(ENCODER, DecoderConfig("ctc", dropout=0.0)), 10)
-        return _freeze_bn_statistics(model), ctc_loss
     seqclr = SeqCLRConfig(mapping="window", windows=3, contextual=False, hidden=32, proj_dim=16)
-    return _freeze_bn_statistics(build_pretext_model(ENCODER, {"seqclr": seqclr})), pretext_loss
+    if name == "seqclr":
+        model = build_pretext_model(ENCODER, {"seqclr": seqclr})
+        return _freeze_bn_statistics(model), pretext_loss
+    model = build_recognizer(RecognizerConfig(ENCODER, DecoderConfig("ctc", dropout=0.0)), 10)
+    if name == "joint":  # fine-tuning with SeqCLR alongside (train/joint.py)
+        aux = AuxTask(SeqCLR(seqclr, model.encoder), 0.5, _OneBatch(batch or _batch()))
+        return _freeze_bn_statistics(JointModel(model, aux)), joint_loss
+    return _freeze_bn_statistics(model), ctc_loss
 
 
 class _OneBatch:
@@ -110,7 +118,7 @@ CFG = TrainerConfig(max_steps=1, lr=LR, warmup_steps=0, schedule="constant", gra
 
 
 def _train(name: str, batch: Batch, run_dir: Path, info: DistInfo | None = None) -> None:
-    model, loss = _model(name)
+    model, loss = _model(name, batch)
     fit(model, loss, _OneBatch(batch), CFG, run_dir, dist_info=info)
 
 
@@ -119,7 +127,7 @@ def _rank(rank: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
-        for name in ("ctc", "seqclr"):
+        for name in NAMES:
             _train(name, _shard(_batch(), rank), Path(out) / name, DistInfo(rank, WORLD, rank))
     finally:
         dist.destroy_process_group()
@@ -131,14 +139,14 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ddp")
     ranks = mp.spawn(_rank, args=(str(root / "store"), str(root / "ddp")), nprocs=WORLD,
                      join=False)
-    for name in ("ctc", "seqclr"):  # meanwhile, the reference
+    for name in NAMES:  # meanwhile, the reference
         _train(name, _batch(), root / "single" / name)
     while not ranks.join():
         pass
     return root
 
 
-@pytest.mark.parametrize("name", ["ctc", "seqclr"])
+@pytest.mark.parametrize("name", NAMES)
 def test_ddp_step_equals_one_process_on_the_whole_batch(runs, name):
     ddp = checkpoint.load(runs / "ddp" / name / "last.pt")
     one = checkpoint.load(runs / "single" / name / "last.pt")
