@@ -105,6 +105,18 @@ def test_typo_in_an_option_is_an_error():
         job_from_config(cfg)
 
 
+def test_a_pretext_alongside_takes_its_options_from_the_command_line():
+    cfg = _compose("train", ["finetune.aux=masked", "+finetune.aux_options.ratio=0.3",
+                             "run_dir=/tmp/x"])
+    finetune = job_from_config(cfg).finetune
+    assert (finetune.aux, finetune.aux_weight, finetune.aux_options) == ("masked", 0.5,
+                                                                         {"ratio": 0.3})
+    bad = _compose("train", ["finetune.aux=masked", "+finetune.aux_options.ratoi=0.3",
+                             "run_dir=/tmp/x"])
+    with pytest.raises(ValueError, match="ratoi"):
+        job_from_config(bad)
+
+
 def sweep_cells(experiment: str, command_line: tuple[str, ...] = ()) -> list[list[str]]:
     """Every override combination `htr-ssl-experiment -m +experiment=NAME ...command_line`
     launches, split by Hydra's own basic sweeper (config params first, command line after)."""
