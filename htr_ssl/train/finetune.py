@@ -61,11 +61,15 @@ class FinetuneConfig:
             raise ValueError(f"finetune.encoder_lr={self.encoder_lr} must be a positive "
                              "number (a multiple of trainer.lr)")
         if self.aux is not None:
-            pretext_config(self.aux, self.aux_options, "finetune.aux_options.")  # names checked
+            self.aux_config()  # an unknown pretext or option fails here, before any data
             if self.mode != "full":
                 raise ValueError("finetune.aux trains the encoder: use finetune.mode=full")
             if not 0 < self.aux_weight < float("inf"):
                 raise ValueError(f"finetune.aux_weight={self.aux_weight} must be > 0")
+
+    def aux_config(self) -> Any:
+        """The config dataclass of the `aux` pretext with `aux_options` applied."""
+        return pretext_config(self.aux, self.aux_options, "finetune.aux_options.")
 
     def groups(self) -> tuple[ParamGroup, ...]:
         """The encoder's own learning-rate group when fine-tuning a pretrained encoder."""
@@ -251,8 +255,7 @@ def joint_model(job: TrainJob, recognizer: Recognizer, pool: list[Sample], dist:
     """The recognizer with `finetune.aux` alongside, fed the training split's images (`pool`,
     texts unread) with the pretraining's aligned augmentation."""
     ft = job.finetune
-    pretext = build_pretext(ft.aux, pretext_config(ft.aux, ft.aux_options,
-                                                   "finetune.aux_options."), recognizer.encoder)
+    pretext = build_pretext(ft.aux, ft.aux_config(), recognizer.encoder)
     data = replace(job.data, augment=replace(job.data.augment, recipe="seqclr"))
     loader = make_loader(cached_crops(pool, data), None, data, True, job.trainer.seed,
                          dist.rank, dist.world, pretext.views)
