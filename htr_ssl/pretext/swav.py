@@ -7,11 +7,13 @@ equally (the equipartition constraint is what prevents the collapse of all lines
 cluster, with no negatives); every other view (global or local, multicrop.py) must then
 predict those codes from its own scores: view 1 predicts the code of view 2 and vice versa.
 
-Small batches: equipartition over 16 lines is a weak constraint, so, as SwAV does below 256
-images, the embeddings of the last `queue` global views are kept (queue.py) and join the
-Sinkhorn problem (their codes are computed and dropped, only the batch's are used). Under
-torchrun the embeddings are gathered from every rank first, so Sinkhorn sees the global batch
-and every rank computes the same global loss and pushes the same rows.
+Small batches: as SwAV does below 256 images, the embeddings of the last `queue` global views
+can be kept (queue.py) and join the Sinkhorn problem (their codes are computed and dropped,
+only the batch's are used); as in SwAV, the queue fills only after `queue_start` steps and
+joins once full. Off by default: on 16-line batches it made the embeddings worse, not better
+(docs/pretexts.md). Under torchrun the embeddings are gathered from every rank first, so
+Sinkhorn sees the global batch and every rank computes the same global loss and pushes the
+same rows.
 
 Assumed, not taken over: SwAV freezes the prototypes during the first epoch; here they learn
 from the first step (`freeze_prototypes` steps is an option, default 0).
@@ -47,7 +49,8 @@ class SwAVConfig(MultiCropOptions):
     temperature: float = 0.1        # softmax temperature of the predictions
     epsilon: float = 0.05           # Sinkhorn entropy weight (lower = harder codes)
     sinkhorn_iterations: int = 3
-    queue: int = 512                # past global-view embeddings joining Sinkhorn (0 = none)
+    queue: int = 0                  # past global-view embeddings joining Sinkhorn (0 = none)
+    queue_start: int = 500          # steps before the queue fills (SwAV: epoch 15 of 800)
     freeze_prototypes: int = 0      # steps before the prototypes start learning
 
     def __post_init__(self) -> None:
@@ -57,8 +60,9 @@ class SwAVConfig(MultiCropOptions):
                 raise ValueError(f"pretext.swav.{key}={getattr(self, key)} must be >= 1")
         if min(self.temperature, self.epsilon) <= 0:
             raise ValueError("pretext.swav.temperature and epsilon must be > 0")
-        if self.queue < 0 or self.freeze_prototypes < 0:
-            raise ValueError("pretext.swav.queue and freeze_prototypes must be >= 0")
+        if min(self.queue, self.queue_start, self.freeze_prototypes) < 0:
+            raise ValueError("pretext.swav.queue, queue_start and freeze_prototypes must be "
+                             ">= 0")
 
 
 class SwAV(Pretext):
@@ -87,14 +91,16 @@ class SwAV(Pretext):
                          for v in pooled(encoder, views, cfg.contextual)])
         z = gather_with_grad(z.transpose(0, 1)).transpose(0, 1)  # (V, N, dim), global batch
         scores = z @ protos.T.to(z.dtype)
-        queued = self.queue.get().to(z.dtype)
+        # stale rows of a fast-changing encoder would decide the codes: used only once full
+        full = self.queue.size > 0 and int(self.queue.count) == self.queue.size
+        queued = self.queue.get().to(z.dtype) if full else z.new_zeros(0, z.shape[-1])
         with torch.no_grad():
             old = queued @ protos.T.to(z.dtype) if len(queued) else scores.new_zeros(0, 0)
             codes = torch.stack([
                 sinkhorn(torch.cat([old, s]) if len(old) else s, cfg.epsilon,
                          cfg.sinkhorn_iterations)[len(old):] for s in scores[:2].detach()])
         loss = swapped_prediction(scores, codes, cfg.temperature)
-        if self.training:
+        if self.training and int(self.step) >= cfg.queue_start:
             self.queue.push(z[:2].detach().flatten(0, 1))
         with torch.no_grad():
             acc = 0.5 * (positive_top1(z[1], z[0]) + positive_top1(z[0], z[1]))

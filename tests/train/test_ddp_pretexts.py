@@ -32,7 +32,8 @@ TINY = {
     "inpaint": {"span": 2, "hidden": 16, "distractors": 4},
     "context": {"width": 16, "gap": 4, "jitter": 2, "pairs": 2, "hidden": 16},
     "dino": {"hidden": 16, "bottleneck": 8, "out_dim": 16, "local_crops": 1},
-    "swav": {"hidden": 16, "dim": 8, "prototypes": 4, "local_crops": 1, "queue": 32},
+    "swav": {"hidden": 16, "dim": 8, "prototypes": 4, "local_crops": 1, "queue": 32,
+             "queue_start": 0},
     "persec": {"span": 2, "distractors": 4, "window": 3, "hidden": 16, "dim": 8},
 }
 STEPS = 2
