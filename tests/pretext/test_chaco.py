@@ -27,13 +27,20 @@ def test_crop_places_stay_inside_and_within_jitter():
     assert torch.equal(first, second)  # no jitter: the very same columns in both views
 
 
-def test_identical_views_find_every_positive():
+def same_pixels_setup(crops: int, lines: int):
+    """An eval-mode encoder and ChaCo without jitter, and a batch whose two views are the same
+    pixels, so every crop's positive is itself."""
     torch.manual_seed(0)
     encoder = build_encoder(ENCODER).eval()
-    pretext = ChaCo(ChaCoConfig(width=16, crops=3, jitter=0, hidden=16, proj_dim=8),
+    pretext = ChaCo(ChaCoConfig(width=16, crops=crops, jitter=0, hidden=16, proj_dim=8),
                     encoder).eval()
-    batch = to_batch(render_lines(6), views=2)
-    batch.views[1] = batch.views[0]  # the same pixels: every crop's positive is itself
+    batch = to_batch(render_lines(lines), views=2)
+    batch.views[1] = batch.views[0]
+    return encoder, pretext, batch
+
+
+def test_identical_views_find_every_positive():
+    encoder, pretext, batch = same_pixels_setup(crops=3, lines=6)
     with torch.no_grad():
         loss, metrics = pretext(encoder, batch)
     assert float(metrics["acc"]) == 100.0
@@ -42,12 +49,7 @@ def test_identical_views_find_every_positive():
 
 
 def test_loss_is_nt_xent_of_the_projected_crops():
-    torch.manual_seed(0)
-    encoder = build_encoder(ENCODER).eval()
-    pretext = ChaCo(ChaCoConfig(width=16, crops=2, jitter=0, hidden=16, proj_dim=8),
-                    encoder).eval()
-    batch = to_batch(render_lines(4), views=2)
-    batch.views[1] = batch.views[0]
+    encoder, pretext, batch = same_pixels_setup(crops=2, lines=4)
     seen = []
     pretext.head.register_forward_hook(lambda _m, _i, out: seen.append(out))
     with torch.no_grad():
