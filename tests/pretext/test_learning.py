@@ -82,7 +82,8 @@ OVERRIDES: dict[str, dict] = {
 }
 LR = {"dino": 5e-4}
 # Not learning within the budget, kept visible instead of hidden:
-# 37.5 % after 50 steps on one thread, 32.8 % on two; 19-23 % after 80 steps
+# 37.5 % after 50 steps on one thread, 32.8 % on two; 19-23 % after 80 steps; on 256 held-out
+# pairs 27.7 % (50 steps) and 21.5 % (100): it memorizes the training lines (docs/pretexts.md)
 XFAIL = {"context": "context is not reliably above chance within a test's budget"}
 
 
