@@ -23,7 +23,11 @@ tell the current step's keys from the queue's older ones; the in-batch keys (the
 statistics) remain, as in MoCo v3, which dropped shuffle BN for that reason.
 
 Metrics: `acc` = % of queries whose nearest candidate (keys and queue) is their own key;
-`chance` = 100 / candidates; `queue` = filled rows; `momentum` = EMA rate used.
+`chance` = 100 / candidates; `batch_acc` = the same among the batch's keys only (chance 100 /
+keys): at validation the queue holds keys normalized with training-mode batch statistics while
+the queries and keys use the running ones, so `acc` may find the queue easier to reject than a
+training step does, and `batch_acc` is the figure that shift cannot touch; `queue` = filled
+rows; `momentum` = EMA rate used.
 """
 
 from __future__ import annotations
@@ -115,8 +119,11 @@ class MoCo(Pretext):
         t = self.cfg.temperature
         loss = 0.5 * (moco_infonce(q[0], k[1], queue, t) + moco_infonce(q[1], k[0], queue, t))
         acc = 0.5 * (moco_top1(q[0], k[1], queue) + moco_top1(q[1], k[0], queue))
+        none = queue[:0]
+        batch_acc = 0.5 * (moco_top1(q[0], k[1], none) + moco_top1(q[1], k[0], none))
         if self.training:
             self.queue.push(F.normalize(k[1].float(), dim=1))
         return loss, {"acc": acc, "chance": chance(q.shape[1] + len(queue), acc),
+                      "batch_acc": batch_acc,
                       "queue": torch.tensor(float(len(queue)), device=acc.device),
                       "momentum": torch.tensor(self.momentum(), device=acc.device)}
