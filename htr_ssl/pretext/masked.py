@@ -107,17 +107,20 @@ def sample_distractors(line_of: torch.Tensor, k: int, chunk: int = 4096) -> torc
 
 
 def contrast_masked(q: torch.Tensor, t: torch.Tensor, line_of: torch.Tensor, distractors: int,
-                    temperature: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+                    temperature: float, exclude_equal: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """InfoNCE of N masked frames' queries q (N, D) against their true targets t (N, D), each
     among up to `distractors` other masked frames (`line_of`: each frame's line; same line
     first): (loss, `acc` = % whose true target scores strictly highest, candidates per query,
-    for `chance`). A single masked frame has nothing to be told from: loss 0, acc 100."""
+    for `chance`). A single masked frame has nothing to be told from: loss 0, acc 100.
+    `exclude_equal`: distractors equal to the positive are left out (losses/masked.py)."""
     k = min(distractors, len(q) - 1)
     if k == 0:
         return q.sum() * 0.0, torch.tensor(100.0, device=q.device), 1
     idx = sample_distractors(line_of, k)
-    loss = masked_infonce(q, t, idx, temperature)
-    return loss, candidate_top1(candidate_logits(q.detach(), t.detach(), idx, 1.0)), k + 1
+    loss = masked_infonce(q, t, idx, temperature, exclude_equal)
+    logits = candidate_logits(q.detach(), t.detach(), idx, 1.0, exclude_equal)
+    return loss, candidate_top1(logits), k + 1
 
 
 class Masked(Pretext):
