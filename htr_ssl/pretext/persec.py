@@ -115,16 +115,17 @@ class PerSec(Pretext):
         self.stroke_query = nn.Sequential(
             nn.Conv1d(visual, cfg.hidden, cfg.window, padding=pad), nn.ReLU(inplace=True),
             nn.Conv1d(cfg.hidden, cfg.dim, cfg.window, padding=pad))
+        self.stroke_target = self.target_head(visual)
         self.semantic_query = nn.Linear(contextual, cfg.dim)
-        if cfg.quantize:
-            self.stroke_target: nn.Module = GumbelQuantizer(visual, cfg.dim, cfg.codebooks,
-                                                            cfg.codes)
-            self.semantic_target: nn.Module = GumbelQuantizer(contextual, cfg.dim,
-                                                              cfg.codebooks, cfg.codes)
-        else:
-            self.stroke_target = nn.Linear(visual, cfg.dim)
-            self.semantic_target = nn.Linear(contextual, cfg.dim)
+        self.semantic_target = self.target_head(contextual)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def target_head(self, dim_in: int) -> nn.Module:
+        """A level's targets from its stop-gradient features: the quantizer, or a projection."""
+        cfg = self.cfg
+        if cfg.quantize:
+            return GumbelQuantizer(dim_in, cfg.dim, cfg.codebooks, cfg.codes)
+        return nn.Linear(dim_in, cfg.dim)
 
     @torch.no_grad()
     def after_step(self, encoder: Encoder) -> None:
