@@ -42,7 +42,7 @@ def test_both_levels_are_at_chance_untrained_and_their_losses_fall(lines, quanti
     opt = torch.optim.AdamW([*encoder.parameters(), *pretext.parameters()], lr=2e-3)
     batch = to_batch(lines[:16])
     losses = []
-    for _ in range(10):
+    for _ in range(20 if quantize else 10):  # the quantizer has its codes to learn as well
         torch.manual_seed(1)  # same masks and distractors every step
         total, m = pretext(encoder, batch)
         losses.append((float(m["stroke_loss"]), float(m["semantic_loss"])))
