@@ -13,8 +13,13 @@ from hydra import initialize_config_dir
 from safetensors import safe_open
 
 from htr_ssl.cli._paths import CONFIG_DIR
+from htr_ssl.data.synthetic import GenerateConfig, generate
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+# htr-ssl-pretrain's synimg=auto generates the synthetic lines: 15 of them here (in cwd/synth)
+TINY_SYNIMG = ("synthetic.generate.out_dir=synth", "synthetic.generate.n_writers=5",
+               "synthetic.generate.forms_per_writer=1", "synthetic.generate.lines_per_form=3",
+               "synthetic.generate.workers=1")
 
 
 def run(module: str, *args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
@@ -157,11 +162,16 @@ def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
     run("pretrain", "data=images", f"data.root={images}", "data.height=32",
         "data.num_workers=0", "data.batch_size=8", "pretext=[rotation,flip]",
         "pretext.flip.weight=0.5", "trainer.max_steps=4", "trainer.val_every=2",
-        "trainer.progress=false", "hydra.run.dir=runs/pre", cwd=tmp_path)
+        "trainer.progress=false", "hydra.run.dir=runs/pre", *TINY_SYNIMG, cwd=tmp_path)
     pre = tmp_path / "runs" / "pre"
     ckpt = torch.load(pre / "best.pt", weights_only=False)
     assert ckpt["kind"] == "pretext" and ckpt["method"] == "rotation+flip"
     assert ckpt["pretexts"]["flip"]["weight"] == 0.5
+    # synimg=auto (the recipe) on a user's folder: the generated lines joined the pool
+    pool = (pre / "pretrain_ids.tsv").read_text().splitlines()
+    generated = (tmp_path / "synth" / "ascii" / "lines.txt").read_text().splitlines()
+    n_generated = sum(1 for line in generated if line and not line.startswith("#"))
+    assert n_generated == 15 and len(pool) == 27 + n_generated  # 30 images less 3 for val
     proc = run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
                "data.num_workers=0", "data.labels=0.5", f"finetune.init_from={pre / 'best.pt'}",
                "finetune.freeze_steps=1", "trainer.max_steps=3", "trainer.val_every=3",
@@ -172,6 +182,26 @@ def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
     tuned = torch.load(tmp_path / "runs" / "ft" / "best.pt", weights_only=False)["model"]
     key = "encoder.cnn.0.conv.weight"  # held still 1 step, then two small steps away
     assert 0 < (tuned[key] - ckpt["model"][key]).abs().max() < 0.02
+
+
+def test_pretrain_adds_no_synthetic_images_to_the_synthetic_data(tmp_path):
+    """synimg=auto: data=synthetic is the generated handwriting already, so nothing is added
+    (and nothing generated); synimg=true adds them anyway; anything else is refused."""
+    from htr_ssl.cli.pretrain import use_synimg
+
+    assert [use_synimg("auto", c) for c in ("synthetic", "folder", None)] == [False, True, True]
+    assert use_synimg(False, "folder") is False and use_synimg(True, "synthetic") is True
+    with pytest.raises(ValueError, match=r"synimg='yes'.*auto, true or false"):
+        use_synimg("yes", "folder")
+    data = tmp_path / "data"
+    generate(GenerateConfig(out_dir=str(data), n_writers=5, forms_per_writer=1,
+                            lines_per_form=3, workers=1))
+    run("pretrain", "data=synthetic", f"data.root={data}", "data.height=32",
+        "data.num_workers=0", "data.batch_size=4", "pretext=rotation", "trainer.max_steps=1",
+        "trainer.val_every=1", "trainer.progress=false", "hydra.run.dir=runs/pre",
+        *TINY_SYNIMG, cwd=tmp_path)
+    assert not (tmp_path / "synth").exists()
+    assert "adding" not in (tmp_path / "runs" / "pre" / "pretrain.log").read_text()
 
 
 def test_pretrain_rejects_an_unknown_pretext(tmp_path):
@@ -189,7 +219,8 @@ def test_torchrun_contrastive_pretraining(tiny_lines, tmp_path):
            "pretext=seqclr", "pretext.seqclr.contextual=false", "data=folder",
            f"data.root={tiny_lines}", "data.height=32", "data.num_workers=0",
            "data.batch_size=4", "trainer.max_steps=2", "trainer.val_every=2",
-           "trainer.progress=false", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'pre'}"]
+           "trainer.progress=false", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'pre'}",
+           *TINY_SYNIMG]  # both ranks need the generated lines; one writes them
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

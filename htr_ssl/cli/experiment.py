@@ -17,6 +17,7 @@ from htr_ssl.cli._config import (
     resolved,
     to_dataclass,
 )
+from htr_ssl.cli.pretrain import more_images
 from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
 from htr_ssl.data.pipeline import DataConfig
 from htr_ssl.data.synthetic import GenerateConfig
@@ -53,18 +54,13 @@ def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
          for name in names if name != SYNTHETIC_IMAGES}, "pretrain.pretext.")
     augment = to_dataclass(AugmentConfig, pre.augment)
     data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
-    extra = tuple(replace(data, name="images", root=str(folder), reader_args={})
-                  for folder in pre.extra_images)
-    gen = None
-    if SYNTHETIC_IMAGES in names:
-        synth, gen = synthetic_data(cfg)
-        extra += (replace(synth, augment=augment),)
+    extra, gen = more_images(cfg, data, list(pre.extra_images), SYNTHETIC_IMAGES in names)
     job = PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
                       pretexts=pretexts, weights=weights,
                       trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=run_dir,
                       splits=tuple(pre.splits), val_batches=int(pre.val_batches),
-                      config=resolved(cfg), extra=extra)
-    return Stage(job, gen)
+                      config=resolved(cfg), extra=extra, generate=gen)
+    return Stage(job)
 
 
 def synthetic_job(cfg: DictConfig, run_dir: Path) -> Stage:

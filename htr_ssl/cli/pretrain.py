@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from htr_ssl.cli._config import (
@@ -12,10 +15,33 @@ from htr_ssl.cli._config import (
     to_dataclass,
 )
 from htr_ssl.data.pipeline import DataConfig
+from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import chosen_pretexts
 from htr_ssl.train.pretrain import PretrainJob, pretrain
 from htr_ssl.train.trainer_config import TrainerConfig
+
+
+def more_images(cfg: DictConfig, data: DataConfig, folders: list[str], synimg: bool
+                ) -> tuple[tuple[DataConfig, ...], GenerateConfig | None]:
+    """The unlabeled pools pretrained on besides `data`: every image of each folder, and with
+    `synimg` the built-in synthetic lines of `cfg.synthetic` (no text), all read at `data`'s
+    height with its augmentation; plus how to generate the synthetic ones when missing."""
+    extra = tuple(replace(data, name="images", root=str(folder), reader_args={})
+                  for folder in folders)
+    if not synimg:
+        return extra, None
+    synth = replace(to_dataclass(DataConfig, cfg.synthetic.data), augment=data.augment)
+    return (*extra, synth), to_dataclass(GenerateConfig, cfg.synthetic.generate)
+
+
+def use_synimg(value: bool | str, data_choice: str | None) -> bool:
+    """synimg=auto adds the synthetic images unless the data is the synthetic handwriting."""
+    if isinstance(value, bool):
+        return value
+    if value != "auto":
+        raise ValueError(f"synimg={value!r}: give auto, true or false")
+    return data_choice != "synthetic"
 
 
 def job_from_config(cfg: DictConfig) -> PretrainJob:
@@ -23,8 +49,11 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
     options and its loss weight."""
     pretexts, weights = chosen_pretexts(resolved(cfg).get("pretext", {}))
     resume, run_dir = resume_and_run_dir(cfg)
+    data = to_dataclass(DataConfig, cfg.data)
+    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    extra, gen = more_images(cfg, data, list(cfg.extra_images), use_synimg(cfg.synimg, choice))
     return PretrainJob(
-        data=to_dataclass(DataConfig, cfg.data),
+        data=data,
         encoder=to_dataclass(EncoderConfig, cfg.model),
         pretexts=pretexts,
         weights=weights,
@@ -35,6 +64,8 @@ def job_from_config(cfg: DictConfig) -> PretrainJob:
         resume=resume,
         config=resolved(cfg),
         fork=bool(cfg.get("fork", False)),
+        extra=extra,
+        generate=gen,
     )
 
 

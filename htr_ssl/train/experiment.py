@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from htr_ssl.data.synthetic import GenerateConfig, generate
+from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.finetune import TrainJob, TrainSummary, train_recognizer
-from htr_ssl.train.pretrain import PretrainJob, pretrain
+from htr_ssl.train.pretrain import PretrainJob, ensure_generated, pretrain
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,6 @@ def parse_method(method: str) -> list[list[str]]:
             raise ValueError(f"method={method!r}: '{SYNTHETIC_IMAGES}' adds images to a "
                              "pretext stage; name a pretext too, e.g. masked+synimg")
     return stages
-
-
-def ensure_generated(gen: GenerateConfig) -> None:
-    """Write the synthetic dataset once (other launchers wait for it, then reuse it)."""
-    root = Path(gen.out_dir)
-    with rundir.locked(root.parent / f".{root.name}", wait=True):
-        if (root / "ascii" / "lines.txt").is_file():
-            return
-        log.info("generating the synthetic handwriting into %s (once)", root)
-        generate(gen)
 
 
 def ensure_stage(stage: Stage, init: Path | None) -> Path:

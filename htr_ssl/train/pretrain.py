@@ -31,6 +31,7 @@ from htr_ssl.data.pipeline import (
 )
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.splits import HOW_TO_CHOOSE, line_split, select, write_ids
+from htr_ssl.data.synthetic import GenerateConfig, generate
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
@@ -61,6 +62,7 @@ class PretrainJob:
     config: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a checkpoint whose encoder this pretraining continues
     extra: tuple[DataConfig, ...] = ()  # more unlabeled images: all of these datasets' images
+    generate: GenerateConfig | None = None  # the synthetic set an `extra` reads: made if missing
     fork: bool = False  # continue `resume` in run_dir, a new folder, even with changed options
 
 
@@ -121,6 +123,16 @@ def auto_split(data: DataConfig) -> tuple[list, list]:
     return train, val
 
 
+def ensure_generated(gen: GenerateConfig) -> None:
+    """Write the synthetic dataset once (other launchers and ranks wait for it, then reuse it)."""
+    root = Path(gen.out_dir)
+    with rundir.locked(root.parent / f".{root.name}", wait=True):
+        if (root / "ascii" / "lines.txt").is_file():
+            return
+        log.info("generating the synthetic handwriting into %s (once)", root)
+        generate(gen)
+
+
 def job_options(job: PretrainJob) -> dict[str, Any]:
     """What decides the data, model and schedule of a pretraining run, by option name; the
     label options are left out, since pretraining never reads a transcription."""
@@ -155,6 +167,8 @@ def _pretrain(job: PretrainJob, dist: DistInfo, on_start: Callable[[], None] | N
                                best if best.is_file() else None, finished=True)
     if dist.is_main and on_start is not None:
         on_start()
+    if job.generate is not None:
+        ensure_generated(job.generate)
     train, val = unlabeled_splits(job)
     if dist.is_main:
         write_ids(train, run_dir / "pretrain_ids.tsv")

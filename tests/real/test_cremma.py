@@ -56,13 +56,15 @@ def test_the_real_protocol_runs_end_to_end_on_a_few_lines(tmp_path):
     """+experiment=real with the recommended start and scratch, a few steps each, then the
     report: one row per start, the pretext's own accuracy reported next to it."""
     from htr_ssl.cli.experiment import stages
+    from htr_ssl.cli.pretrain import use_synimg
     from htr_ssl.cli.train import job_from_config
     from htr_ssl.eval.report import collect_runs, full_markdown, metric_tables
     from htr_ssl.train.experiment import Cell, run_cell
 
     manifest = _tiny_manifest(tmp_path)
-    recommended = _compose("pretrain", []).pretext
-    method = "+".join(recommended)
+    recommended = _compose("pretrain", [])  # on a user's data (not data=synthetic)
+    method = "+".join([*recommended.pretext,
+                       *(["synimg"] if use_synimg(recommended.synimg, "cremma") else [])])
     for start in ("scratch", method):
         cfg = _compose("experiment", [
             "+experiment=real", f"method={start}", f"data.root={manifest}", "data.labels=0.5",
@@ -72,7 +74,9 @@ def test_the_real_protocol_runs_end_to_end_on_a_few_lines(tmp_path):
             "pretrain.val_batches=1", "trainer.max_steps=3", "trainer.val_every=3",
             "trainer.warmup_steps=1", "pretrain.trainer.warmup_steps=1",
             "trainer.progress=false", "pretrain.trainer.progress=false",
-            "finetune.freeze_steps=1"])
+            "finetune.freeze_steps=1", f"synthetic.generate.out_dir={tmp_path / 'synth'}",
+            "synthetic.generate.n_writers=5", "synthetic.generate.forms_per_writer=1",
+            "synthetic.generate.lines_per_form=3", "synthetic.generate.workers=1"])
         summary = run_cell(Cell(start, job_from_config(cfg), stages(cfg)))
         assert summary.test["labeled_lines"] == 6 and summary.test["n"] == 4
     records = collect_runs(tmp_path)
