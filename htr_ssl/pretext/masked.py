@@ -38,7 +38,7 @@ from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import Encoder
 from htr_ssl.models.ops import valid_mask
 from htr_ssl.pretext.base import Metrics, Pretext, chance
-from htr_ssl.pretext.losses.masked import candidate_logits, candidate_top1, masked_infonce
+from htr_ssl.pretext.losses.masked import candidate_infonce, candidate_logits, candidate_top1
 
 
 @dataclass
@@ -118,9 +118,8 @@ def contrast_masked(q: torch.Tensor, t: torch.Tensor, line_of: torch.Tensor, dis
     if k == 0:
         return q.sum() * 0.0, torch.tensor(100.0, device=q.device), 1
     idx = sample_distractors(line_of, k)
-    loss = masked_infonce(q, t, idx, temperature, exclude_equal)
-    logits = candidate_logits(q.detach(), t.detach(), idx, 1.0, exclude_equal)
-    return loss, candidate_top1(logits), k + 1
+    logits = candidate_logits(q, t, idx, temperature, exclude_equal)  # once: loss and acc
+    return candidate_infonce(logits), candidate_top1(logits), k + 1
 
 
 class Masked(Pretext):

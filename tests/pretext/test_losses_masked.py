@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from htr_ssl.pretext.losses.masked import candidate_logits, candidate_top1, masked_infonce
+from htr_ssl.pretext.losses.masked import (
+    candidate_infonce,
+    candidate_logits,
+    candidate_top1,
+    masked_infonce,
+)
 
 
 def distractors(n: int, k: int) -> torch.Tensor:
@@ -43,6 +48,7 @@ def test_values():
     assert float(masked_infonce(q, t9, d, 0.1)) == pytest.approx(math.log(4), rel=1e-5)
     logits = candidate_logits(t, t, d, 0.1)
     assert logits.shape == (8, 4) and float(candidate_top1(logits)) == 100.0
+    assert float(candidate_infonce(logits)) == pytest.approx(expected, abs=1e-6)  # from logits
 
 
 def test_top1_is_at_chance_for_unrelated_queries_and_counts_ties_as_misses():

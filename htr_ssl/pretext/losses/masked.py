@@ -32,8 +32,15 @@ def candidate_logits(q: torch.Tensor, targets: torch.Tensor, distractors: torch.
 def masked_infonce(q: torch.Tensor, targets: torch.Tensor, distractors: torch.Tensor,
                    temperature: float = 0.1, exclude_equal: bool = False) -> torch.Tensor:
     """Cross entropy of picking the true target (column 0) among 1 + K candidates, mean over N."""
-    logits = candidate_logits(q, targets, distractors, temperature, exclude_equal)
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    return candidate_infonce(candidate_logits(q, targets, distractors, temperature,
+                                              exclude_equal))
+
+
+def candidate_infonce(logits: torch.Tensor) -> torch.Tensor:
+    """The same from `candidate_logits`' output, so a caller that also wants the accuracy
+    gathers the candidates once."""
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
 
 
 def candidate_top1(logits: torch.Tensor) -> torch.Tensor:
