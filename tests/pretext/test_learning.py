@@ -54,8 +54,10 @@ EXPECT = {
     # inpaint: a reconstructed 1-frame span nearest its own patch among 21 (13.4 %); wider
     # spans need far more than a test's budget (span 2 stays at chance after 40 steps)
     "inpaint": (80, "acc", 100 / 21, 5.0),
-    # context: 4 relative-position classes of two 16-px strips (37.5 % on 64 pairs)
-    "context": (50, "acc", 25.0, 8.0),
+    # context: 4 relative-position classes of two 64-px strips, trained on 80 real lines and
+    # scored on 113 pairs of 32 lines of two other documents (see REAL), at lr 1e-3: 50.4-60.2 %
+    # after 100 steps (seeds 0-3, two threads; 56.6 % on one; at 2e-3 44-60 %)
+    "context": (100, "acc", 25.0, 15.0),
     # dino: student retrieves the teacher's output of the other view among 16 lines (15.6 %),
     # at lr 5e-4 (2e-3 collapses it to one output, 6.25 %)
     "dino": (30, "acc", 6.25, 5.0),
@@ -75,16 +77,18 @@ OVERRIDES: dict[str, dict] = {
     "cmtco": {"strip": 8, "step": 8},
     "moco": {"momentum": 0.9},  # 0.99 leaves the key encoder near its start in 40 steps
     "inpaint": {"span": 1, "ratio": 0.15},
-    "context": {"width": 16, "gap": 4, "jitter": 2},  # the rendered lines are 32 px high
     "dino": {"local_crops": 0, "momentum": 0.9, "out_dim": 256, "teacher_temp": 0.07},
     "swav": {"local_crops": 0},
     "persec": {"span": 2},  # 8 px spans: 5 frames (20 px) hide most of a 32-px line's letter
 }
-LR = {"dino": 5e-4}
-# Not learning within the budget, kept visible instead of hidden:
-# 37.5 % after 50 steps on one thread, 32.8 % on two; 19-23 % after 80 steps; on 256 held-out
-# pairs 27.7 % (50 steps) and 21.5 % (100): it memorizes the training lines (docs/pretexts.md)
-XFAIL = {"context": "context is not reliably above chance within a test's budget"}
+LR = {"dino": 5e-4, "context": 1e-3}
+# Pretexts checked on real handwriting (the `real_lines` fixture; skipped without ../shared):
+# where strip B lies relative to strip A is told by the cues of real lines (margins and line
+# starts, the drift of the baseline, what letter shapes follow which), which the rendered
+# lines lack (straight baselines, random words): there context stayed at 19-37 % after 50-100
+# steps, memorizing the 80 training lines; on real lines it generalizes to unseen documents
+# (htr-ssl-pretrain data=cremma pretext=context: 55.8 % after 300 steps, docs/pretexts.md)
+REAL = {"context"}
 
 
 def train_and_score(name: str, lines, steps: int, overrides: dict | None = None
@@ -92,7 +96,7 @@ def train_and_score(name: str, lines, steps: int, overrides: dict | None = None
     torch.manual_seed(0)
     model = build_pretext_model(ENCODER, {name: pretext_config(name, overrides)})
     opt = torch.optim.AdamW(model.parameters(), lr=LR.get(name, 2e-3))
-    train, held_out = lines[:80], lines[80:96]
+    train, held_out = lines[:80], lines[80:]
     for step in range(steps):
         i = (step * 16) % len(train)
         loss, _ = model(to_batch(train[i:i + 16], model.views, seed=step))
@@ -107,11 +111,10 @@ def train_and_score(name: str, lines, steps: int, overrides: dict | None = None
     return {k.split("/", 1)[1]: float(v) for k, v in metrics.items()}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=XFAIL[n], strict=False)) if n in XFAIL else n
-    for n in sorted(EXPECT)])
-def test_metric_rises_above_chance(name, lines):
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_metric_rises_above_chance(name, request):
     steps, key, chance, margin = EXPECT[name]
+    lines = request.getfixturevalue("real_lines" if name in REAL else "lines")
     score = train_and_score(name, lines, steps, OVERRIDES.get(name))[key]
     assert score >= chance + margin, f"{name}: {key}={score:.1f}, chance {chance}"
 
