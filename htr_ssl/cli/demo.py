@@ -35,7 +35,8 @@ RECOMMENDED = "recommended"  # in `methods`: the pretraining htr-ssl-pretrain ru
 
 
 def recommended_method() -> str:
-    """The default pretext(s) of configs/pretrain.yaml, as a method name ("masked", "a+b")."""
+    """The default pretext(s) of configs/pretrain.yaml, as a method name ("masked", "a+b").
+    Its `synimg=auto` adds nothing here: the demo's data is the synthetic handwriting."""
     return "+".join(compose("pretrain").pretext)
 
 
