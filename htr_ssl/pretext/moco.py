@@ -42,7 +42,7 @@ from htr_ssl.models.encoders import Encoder
 from htr_ssl.pretext.base import Metrics, Pretext, chance, masked_mean, mlp, two_views
 from htr_ssl.pretext.gather import gather_with_grad
 from htr_ssl.pretext.instance import MAPPINGS, InstanceOptions, ProjectionHead, map_instances
-from htr_ssl.pretext.losses.moco import moco_infonce, moco_top1
+from htr_ssl.pretext.losses.moco import logits_infonce, logits_top1, moco_logits
 from htr_ssl.pretext.momentum import cosine_momentum, follow_online, frozen_copy
 from htr_ssl.pretext.queue import FeatureQueue
 
@@ -117,10 +117,11 @@ class MoCo(Pretext):
         k = gather_with_grad(k.transpose(0, 1)).transpose(0, 1)
         queue = self.queue.get()
         t = self.cfg.temperature
-        loss = 0.5 * (moco_infonce(q[0], k[1], queue, t) + moco_infonce(q[1], k[0], queue, t))
-        acc = 0.5 * (moco_top1(q[0], k[1], queue) + moco_top1(q[1], k[0], queue))
-        none = queue[:0]
-        batch_acc = 0.5 * (moco_top1(q[0], k[1], none) + moco_top1(q[1], k[0], none))
+        logits = (moco_logits(q[0], k[1], queue, t), moco_logits(q[1], k[0], queue, t))
+        n = q.shape[1]
+        loss = 0.5 * sum(logits_infonce(x) for x in logits)
+        acc = 0.5 * sum(logits_top1(x) for x in logits)
+        batch_acc = 0.5 * sum(logits_top1(x[:, :n]) for x in logits)
         if self.training:
             self.queue.push(F.normalize(k[1].float(), dim=1))
         return loss, {"acc": acc, "chance": chance(q.shape[1] + len(queue), acc),

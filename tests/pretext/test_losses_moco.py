@@ -8,7 +8,13 @@ import pytest
 import torch
 from descent import assert_descends
 
-from htr_ssl.pretext.losses.moco import moco_infonce, moco_logits, moco_top1
+from htr_ssl.pretext.losses.moco import (
+    logits_infonce,
+    logits_top1,
+    moco_infonce,
+    moco_logits,
+    moco_top1,
+)
 
 Q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # not normalized: the loss normalizes
 K = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
@@ -35,6 +41,13 @@ def test_logits_layout_and_top1():
     assert float(moco_top1(Q, K, QUEUE)) == 100.0
     # a queue row equal to q1 beats its key: a miss
     assert float(moco_top1(Q, K, torch.tensor([[1.0, 0.0]]))) == 50.0
+    # from one set of logits (as the pretext computes them): the same loss and accuracies,
+    # and the batch's keys alone in the first N columns
+    hard = torch.tensor([[1.0, 0.0]])
+    scaled = moco_logits(Q, K, hard, 0.2)
+    assert float(logits_infonce(scaled)) == pytest.approx(float(moco_infonce(Q, K, hard, 0.2)))
+    assert float(logits_top1(scaled)) == 50.0
+    assert float(logits_top1(scaled[:, :2])) == float(moco_top1(Q, K, hard[:0])) == 100.0
 
 
 def test_keys_and_queue_get_no_gradient():

@@ -27,11 +27,22 @@ def moco_infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
                  temperature: float = 0.2) -> torch.Tensor:
     """Cross entropy of picking the own key among keys and queue, mean over the N queries.
     0.2 is MoCo v2's temperature."""
-    logits = moco_logits(q, k, queue, temperature)
-    return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+    return logits_infonce(moco_logits(q, k, queue, temperature))
 
 
 def moco_top1(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
     """% of queries whose most similar candidate (keys and queue) is their own key (detached)."""
-    logits = moco_logits(q.detach(), k, queue, 1.0)
-    return (logits.argmax(1) == torch.arange(len(q), device=q.device)).float().mean() * 100
+    return logits_top1(moco_logits(q.detach(), k, queue, 1.0))
+
+
+def logits_infonce(logits: torch.Tensor) -> torch.Tensor:
+    """moco_infonce from `moco_logits`' output (a caller that also wants the accuracies
+    computes the similarities once)."""
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+def logits_top1(logits: torch.Tensor) -> torch.Tensor:
+    """moco_top1 from `moco_logits`' output, at any temperature; `logits[:, :N]` gives the
+    batch's keys alone."""
+    hits = logits.detach().argmax(1) == torch.arange(len(logits), device=logits.device)
+    return hits.float().mean() * 100
