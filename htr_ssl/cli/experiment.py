@@ -17,10 +17,9 @@ from htr_ssl.cli._config import (
     resolved,
     to_dataclass,
 )
-from htr_ssl.cli.pretrain import more_images
+from htr_ssl.cli.pretrain import more_images, synthetic_data
 from htr_ssl.cli.train import job_from_config, print_summary, recognizer_config
 from htr_ssl.data.pipeline import DataConfig
-from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.pretext.registry import chosen_pretexts
@@ -35,12 +34,6 @@ from htr_ssl.train.experiment import (
 from htr_ssl.train.finetune import TrainJob
 from htr_ssl.train.pretrain import PretrainJob
 from htr_ssl.train.trainer_config import TrainerConfig
-
-
-def synthetic_data(cfg: DictConfig) -> tuple[DataConfig, GenerateConfig]:
-    """The built-in synthetic handwriting as the experiment configures it, and how to make it."""
-    return (to_dataclass(DataConfig, cfg.synthetic.data),
-            to_dataclass(GenerateConfig, cfg.synthetic.generate))
 
 
 def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:

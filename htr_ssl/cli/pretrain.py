@@ -22,6 +22,13 @@ from htr_ssl.train.pretrain import PretrainJob, pretrain
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
+def synthetic_data(cfg: DictConfig) -> tuple[DataConfig, GenerateConfig]:
+    """The built-in synthetic handwriting as `cfg.synthetic` configures it
+    (configs/synthetic/lines.yaml), and how to make it."""
+    return (to_dataclass(DataConfig, cfg.synthetic.data),
+            to_dataclass(GenerateConfig, cfg.synthetic.generate))
+
+
 def more_images(cfg: DictConfig, data: DataConfig, folders: list[str], synimg: bool
                 ) -> tuple[tuple[DataConfig, ...], GenerateConfig | None]:
     """The unlabeled pools pretrained on besides `data`: every image of each folder, and with
@@ -31,8 +38,8 @@ def more_images(cfg: DictConfig, data: DataConfig, folders: list[str], synimg: b
                   for folder in folders)
     if not synimg:
         return extra, None
-    synth = replace(to_dataclass(DataConfig, cfg.synthetic.data), augment=data.augment)
-    return (*extra, synth), to_dataclass(GenerateConfig, cfg.synthetic.generate)
+    synth, gen = synthetic_data(cfg)
+    return (*extra, replace(synth, augment=data.augment)), gen
 
 
 def use_synimg(value: bool | str, data_choice: str | None) -> bool:

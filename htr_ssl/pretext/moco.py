@@ -117,14 +117,14 @@ class MoCo(Pretext):
         k = gather_with_grad(k.transpose(0, 1)).transpose(0, 1)
         queue = self.queue.get()
         t = self.cfg.temperature
+        n = q.shape[1]  # instances per view: the keys in each row's first n columns
         logits = (moco_logits(q[0], k[1], queue, t), moco_logits(q[1], k[0], queue, t))
-        n = q.shape[1]
         loss = 0.5 * sum(logits_infonce(x) for x in logits)
         acc = 0.5 * sum(logits_top1(x) for x in logits)
         batch_acc = 0.5 * sum(logits_top1(x[:, :n]) for x in logits)
         if self.training:
             self.queue.push(F.normalize(k[1].float(), dim=1))
-        return loss, {"acc": acc, "chance": chance(q.shape[1] + len(queue), acc),
+        return loss, {"acc": acc, "chance": chance(n + len(queue), acc),
                       "batch_acc": batch_acc,
                       "queue": torch.tensor(float(len(queue)), device=acc.device),
                       "momentum": torch.tensor(self.momentum(), device=acc.device)}
