@@ -162,16 +162,18 @@ def test_pretrain_then_finetune_chain(tiny_lines, tmp_path):
     run("pretrain", "data=images", f"data.root={images}", "data.height=32",
         "data.num_workers=0", "data.batch_size=8", "pretext=[rotation,flip]",
         "pretext.flip.weight=0.5", "trainer.max_steps=4", "trainer.val_every=2",
-        "trainer.progress=false", "hydra.run.dir=runs/pre", *TINY_SYNIMG, cwd=tmp_path)
+        "trainer.progress=false", "hydra.run.dir=runs/pre", *TINY_SYNIMG,
+        f"extra_images=[{tiny_lines}]", cwd=tmp_path)
     pre = tmp_path / "runs" / "pre"
     ckpt = torch.load(pre / "best.pt", weights_only=False)
     assert ckpt["kind"] == "pretext" and ckpt["method"] == "rotation+flip"
     assert ckpt["pretexts"]["flip"]["weight"] == 0.5
-    # synimg=auto (the recipe) on a user's folder: the generated lines joined the pool
+    # synimg=auto (the recipe) on a user's folder: the generated lines joined the pool, and so
+    # did every image of the extra folder (30), into training only
     pool = (pre / "pretrain_ids.tsv").read_text().splitlines()
     generated = (tmp_path / "synth" / "ascii" / "lines.txt").read_text().splitlines()
     n_generated = sum(1 for line in generated if line and not line.startswith("#"))
-    assert n_generated == 15 and len(pool) == 27 + n_generated  # 30 images less 3 for val
+    assert n_generated == 15 and len(pool) == 27 + n_generated + 30  # 30 less 3 for val
     proc = run("train", "data=folder", f"data.root={tiny_lines}", "data.height=32",
                "data.num_workers=0", "data.labels=0.5", f"finetune.init_from={pre / 'best.pt'}",
                "finetune.freeze_steps=1", "trainer.max_steps=3", "trainer.val_every=3",
