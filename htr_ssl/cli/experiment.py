@@ -36,7 +36,7 @@ from htr_ssl.train.pretrain import PretrainJob
 from htr_ssl.train.trainer_config import TrainerConfig
 
 
-def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
+def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> PretrainJob:
     """A pretext stage: `names` trained together on the unlabeled training images, plus every
     image in `pretrain.extra_images` and, when `synimg` is among the names, the synthetic ones."""
     pre = cfg.pretrain
@@ -48,21 +48,20 @@ def pretrain_job(cfg: DictConfig, names: list[str], run_dir: Path) -> Stage:
     augment = to_dataclass(AugmentConfig, pre.augment)
     data = replace(to_dataclass(DataConfig, cfg.data), augment=augment)
     extra, gen = more_images(cfg, data, list(pre.extra_images), SYNTHETIC_IMAGES in names)
-    job = PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
-                      pretexts=pretexts, weights=weights,
-                      trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=run_dir,
-                      splits=tuple(pre.splits), val_batches=int(pre.val_batches),
-                      config=resolved(cfg), extra=extra, generate=gen)
-    return Stage(job)
+    return PretrainJob(data=data, encoder=to_dataclass(EncoderConfig, cfg.model),
+                       pretexts=pretexts, weights=weights,
+                       trainer=to_dataclass(TrainerConfig, pre.trainer), run_dir=run_dir,
+                       splits=tuple(pre.splits), val_batches=int(pre.val_batches),
+                       config=resolved(cfg), extra=extra, generate=gen)
 
 
-def synthetic_job(cfg: DictConfig, run_dir: Path) -> Stage:
+def synthetic_job(cfg: DictConfig, run_dir: Path) -> TrainJob:
     """The supervised stage: the cell's recognizer trained on all the synthetic lines."""
     data, gen = synthetic_data(cfg)
-    job = TrainJob(data=data, model=recognizer_config(cfg),
-                   trainer=to_dataclass(TrainerConfig, cfg.synthetic.trainer), run_dir=run_dir,
-                   config=resolved(cfg), dataset=SYNTHETIC, method=SYNTHETIC, stage=True)
-    return Stage(job, gen)
+    return TrainJob(data=data, model=recognizer_config(cfg),
+                    trainer=to_dataclass(TrainerConfig, cfg.synthetic.trainer), run_dir=run_dir,
+                    config=resolved(cfg), dataset=SYNTHETIC, method=SYNTHETIC, stage=True,
+                    generate=gen)
 
 
 def stages(cfg: DictConfig) -> list[Stage]:

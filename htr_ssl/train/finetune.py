@@ -22,13 +22,15 @@ from torch import nn
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.pipeline import DataConfig, cached_crops, make_loader, prepare
 from htr_ssl.data.sample import Sample
+from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
 from htr_ssl.pretext.registry import build_pretext, pretext_config
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
-from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
+from htr_ssl.train.generated import ensure_generated
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss, recognizer_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 
@@ -94,6 +96,7 @@ class TrainJob:
     method: str = ""  # the name reports use for this start (default: from init_from)
     stage: bool = False  # an experiment's intermediate stage (e.g. synthetic-supervised): no row
     fork: bool = False  # continue `resume` in run_dir, a new folder, even with changed options
+    generate: GenerateConfig | None = None  # the synthetic set `data` reads: made if missing
 
 
 def describe_run(job: TrainJob, init_meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -128,10 +131,6 @@ def freeze(module: nn.Module) -> None:
     module.requires_grad_(False)
     module.eval()
     module.train = types.MethodType(lambda self, mode=True: self, module)  # type: ignore
-
-
-def loss_fn(model: nn.Module, batch) -> tuple:
-    return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
 
 
 def job_options(job: TrainJob) -> dict[str, Any]:
@@ -188,6 +187,8 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
     init = checkpoint.load(job.finetune.init_from) if job.finetune.init_from else None
     if dist.is_main and on_start is not None:
         on_start()
+    if job.generate is not None:
+        ensure_generated(job.generate)
     try:
         data = prepare(job.data, run_dir if dist.is_main else None, alphabet)
     except OutOfAlphabetError as err:
@@ -223,7 +224,7 @@ def _train(job: TrainJob, dist: DistInfo, on_start: Callable[[], None] | None
     if val_loader is None:
         log.warning("no validation samples: best.pt will not be selected by CER")
 
-    trained, loss = (model, loss_fn) if job.finetune.aux is None else (
+    trained, loss = (model, recognizer_loss) if job.finetune.aux is None else (
         joint_model(job, model, data.pool, dist), joint_loss)
 
     def validate(_: nn.Module) -> dict[str, float]:  # the recognizer, whatever trains

@@ -84,10 +84,14 @@ class JointModel(nn.Module):
         self.aux.pretext.after_step(self.recognizer.encoder)
 
 
+def recognizer_loss(model: Recognizer, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The recognizer's loss on a labeled batch: the fine-tuning loop's `loss_fn`."""
+    return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
+
+
 def joint_loss(model: JointModel, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
     """The recognizer's loss on `batch` + weight x the pretext's loss on an unlabeled batch."""
-    loss, metrics = model.recognizer.loss(batch.images, batch.widths, batch.targets,
-                                          batch.target_lengths)
+    loss, metrics = recognizer_loss(model.recognizer, batch)
     aux_loss, aux_metrics = model.aux(model.recognizer.encoder)
     metrics = {**metrics, "aux/loss": aux_loss.detach(),
                **{f"aux/{k}": v for k, v in aux_metrics.items()}}

@@ -31,12 +31,13 @@ from htr_ssl.data.pipeline import (
 )
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.splits import HOW_TO_CHOOSE, line_split, select, write_ids
-from htr_ssl.data.synthetic import GenerateConfig, generate
+from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
+from htr_ssl.train.generated import ensure_generated
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
@@ -121,16 +122,6 @@ def auto_split(data: DataConfig) -> tuple[list, list]:
     log.info("pretraining on %d of %d images; %d (data.val_frac=%g) are kept for the "
              "validation loss", len(train), len(samples), len(val), data.val_frac)
     return train, val
-
-
-def ensure_generated(gen: GenerateConfig) -> None:
-    """Write the synthetic dataset once (other launchers and ranks wait for it, then reuse it)."""
-    root = Path(gen.out_dir)
-    with rundir.locked(root.parent / f".{root.name}", wait=True):
-        if (root / "ascii" / "lines.txt").is_file():
-            return
-        log.info("generating the synthetic handwriting into %s (once)", root)
-        generate(gen)
 
 
 def job_options(job: PretrainJob) -> dict[str, Any]:

@@ -48,7 +48,8 @@ from htr_ssl.inference.outputs import record_file
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
 from htr_ssl.train import checkpoint
-from htr_ssl.train.finetune import TrainJob, loss_fn, report_too_narrow, train_recognizer
+from htr_ssl.train.finetune import TrainJob, report_too_narrow, train_recognizer
+from htr_ssl.train.joint import recognizer_loss
 from htr_ssl.train.loop import TrainingDiverged, fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
@@ -175,7 +176,7 @@ def narrow_line_in_training(ctx) -> None:
     alphabet = Alphabet.from_texts(["far too long"])
     loader = make_loader([Sample("narrow-1", image, "far too long")], alphabet,
                          DataConfig(height=32, batch_size=1), True)
-    fit(build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet), loss_fn,
+    fit(build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet), recognizer_loss,
         loader, TrainerConfig(max_steps=2, device="cpu", progress=False, precision="fp32"),
         ctx.tmp / "run")
 
@@ -211,7 +212,7 @@ def resume_other_alphabet_size(ctx) -> None:
     hybrid = RecognizerConfig(EncoderConfig("small", 32), decoder=DecoderConfig("hybrid"))
     old = fake_resumable(ctx, build_recognizer(hybrid, Alphabet(tuple("abcdef"))),
                          Alphabet(tuple("abcdef")))
-    fit(build_recognizer(cfg, Alphabet(("a", "b"))), loss_fn, tiny_loader(ctx),
+    fit(build_recognizer(cfg, Alphabet(("a", "b"))), recognizer_loss, tiny_loader(ctx),
         TrainerConfig(max_steps=1, device="cpu", progress=False), ctx.tmp / "new", resume=old)
 
 
@@ -279,7 +280,8 @@ def weights_blow_up(ctx) -> None:
     alphabet = Alphabet(("a", "b"))
     run = ctx.tmp / "run"
     try:
-        fit(build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet), loss_fn,
+        fit(build_recognizer(RecognizerConfig(EncoderConfig("small", 32)), alphabet),
+            recognizer_loss,
             tiny_loader(ctx), TrainerConfig(lr=1e10, max_steps=6, val_every=3, warmup_steps=0,
                                             device="cpu", progress=False, precision="fp32"),
             run, validate=lambda m: {"cer": 50.0})

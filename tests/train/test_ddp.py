@@ -38,7 +38,7 @@ from htr_ssl.pretext.model import loss_fn as pretext_loss
 from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import DistInfo
-from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss, recognizer_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
@@ -78,12 +78,6 @@ def _freeze_bn_statistics(model: nn.Module) -> nn.Module:
     return model
 
 
-def ctc_loss(model: nn.Module, batch: Batch) -> tuple:
-    """As htr_ssl.train.finetune.loss_fn (not imported: it pulls in the augmentation stack,
-    seconds of start-up for every process)."""
-    return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
-
-
 def _model(name: str, batch: Batch | None = None) -> tuple[nn.Module, object]:
     """`batch`: what the joint model's unlabeled stream gives (this rank's shard)."""
     torch.manual_seed(0)
@@ -95,7 +89,7 @@ def _model(name: str, batch: Batch | None = None) -> tuple[nn.Module, object]:
     if name == "joint":  # fine-tuning with SeqCLR alongside (train/joint.py)
         aux = AuxTask(SeqCLR(seqclr, model.encoder), 0.5, _OneBatch(batch or _batch()))
         return _freeze_bn_statistics(JointModel(model, aux)), joint_loss
-    return _freeze_bn_statistics(model), ctc_loss
+    return _freeze_bn_statistics(model), recognizer_loss
 
 
 class _OneBatch:

@@ -13,7 +13,7 @@ from htr_ssl.data.transforms import AugmentConfig
 from htr_ssl.models.encoders import EncoderConfig
 from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig
 from htr_ssl.pretext.registry import pretext_config
-from htr_ssl.train.experiment import Cell, Stage, run_cell
+from htr_ssl.train.experiment import Cell, run_cell
 from htr_ssl.train.finetune import FinetuneConfig, TrainJob
 from htr_ssl.train.pretrain import PretrainJob
 from htr_ssl.train.trainer_config import TrainerConfig
@@ -30,9 +30,9 @@ def cell(root: Path, data_root: Path, method: str, labels: float, mode: str = "f
                    dataset="tiny")
     stages = []
     if method != "scratch":
-        stages.append(Stage(PretrainJob(replace(data, augment=AugmentConfig("light")), ENC,
-                                        {method: pretext_config(method)}, trainer,
-                                        root / "pretrain" / method)))
+        stages.append(PretrainJob(replace(data, augment=AugmentConfig("light")), ENC,
+                                  {method: pretext_config(method)}, trainer,
+                                  root / "pretrain" / method))
     return Cell(method, job, stages)
 
 
@@ -99,15 +99,15 @@ def test_a_chain_of_stages_from_the_experiment_config(tiny_lines, tmp_path):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="experiment", overrides=overrides)
     chain = stages(cfg)
-    assert [Path(s.job.run_dir) for s in chain] == [
+    assert [Path(s.run_dir) for s in chain] == [
         tmp_path / "pretrain/tiny/synthetic", tmp_path / "pretrain/tiny/synthetic/rotation+synimg"]
     summary = run_cell(Cell(cfg.method, job_from_config(cfg), chain))
     assert summary.test["run"]["method"] == "synthetic/rotation+synimg"
     assert summary.test["run"]["pretext"]["rotation/acc"] >= 0
     assert (tmp_path / "synth" / "ascii" / "lines.txt").is_file()
-    pool = (chain[1].job.run_dir / "pretrain_ids.tsv").read_text().splitlines()
-    own = select(load_samples(chain[1].job.data), "train")  # its own training split
-    folder, synth = (load_samples(e, unlabeled=True) for e in chain[1].job.extra)  # all
+    pool = (chain[1].run_dir / "pretrain_ids.tsv").read_text().splitlines()
+    own = select(load_samples(chain[1].data), "train")  # its own training split
+    folder, synth = (load_samples(e, unlabeled=True) for e in chain[1].extra)  # all
     assert len(folder) == 30 and synth and own
     assert len(pool) == len(own) + len(folder) + len(synth)
     records = collect_runs(tmp_path)
