@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from htr_ssl.data.alphabet import Alphabet, TokenIds
 from htr_ssl.models.attention import AttentionDecoder, attention_loss
 from htr_ssl.models.ctc import CTCHead, ctc_greedy, ctc_loss
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
+
+if TYPE_CHECKING:
+    from htr_ssl.data.sample import Batch
 
 DECODERS = ("ctc", "attention", "hybrid")
 
@@ -193,3 +196,8 @@ def build_recognizer(cfg: RecognizerConfig, alphabet: Alphabet | int) -> Recogni
     """Build a Recognizer for an Alphabet (or a plain number of characters)."""
     n_chars = alphabet if isinstance(alphabet, int) else len(alphabet)
     return Recognizer(cfg, n_chars)
+
+
+def recognizer_loss(model: Recognizer, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    """`model.loss` on a labeled batch: the `loss_fn` the training loop calls."""
+    return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)

@@ -25,12 +25,17 @@ from htr_ssl.data.sample import Sample
 from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
-from htr_ssl.models.recognizer import Recognizer, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import (
+    Recognizer,
+    RecognizerConfig,
+    build_recognizer,
+    recognizer_loss,
+)
 from htr_ssl.pretext.registry import build_pretext, pretext_config
 from htr_ssl.train import checkpoint, rundir
 from htr_ssl.train.distributed import DistInfo, init_from_env
 from htr_ssl.train.generated import ensure_generated
-from htr_ssl.train.joint import AuxTask, JointModel, joint_loss, recognizer_loss
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.inference.model_file import AUX_PREFIX
-from htr_ssl.models.recognizer import Recognizer
+from htr_ssl.models.recognizer import Recognizer, recognizer_loss
 from htr_ssl.pretext.base import Pretext
 
 
@@ -82,11 +82,6 @@ class JointModel(nn.Module):
     def after_step(self) -> None:
         """The pretext's momentum targets follow the encoder (the loop calls it)."""
         self.aux.pretext.after_step(self.recognizer.encoder)
-
-
-def recognizer_loss(model: Recognizer, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The recognizer's loss on a labeled batch: the fine-tuning loop's `loss_fn`."""
-    return model.loss(batch.images, batch.widths, batch.targets, batch.target_lengths)
 
 
 def joint_loss(model: JointModel, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:

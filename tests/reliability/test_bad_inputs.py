@@ -46,10 +46,14 @@ from htr_ssl.eval.evaluate import DecodeConfig, Transcriber, read_in_input_order
 from htr_ssl.inference.inputs import Inputs
 from htr_ssl.inference.outputs import record_file
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
-from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import (
+    DecoderConfig,
+    RecognizerConfig,
+    build_recognizer,
+    recognizer_loss,
+)
 from htr_ssl.train import checkpoint
 from htr_ssl.train.finetune import TrainJob, report_too_narrow, train_recognizer
-from htr_ssl.train.joint import recognizer_loss
 from htr_ssl.train.loop import TrainingDiverged, fit
 from htr_ssl.train.trainer_config import TrainerConfig
 

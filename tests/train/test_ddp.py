@@ -32,13 +32,18 @@ from torch import nn
 
 from htr_ssl.data.sample import Batch
 from htr_ssl.models.encoders import EncoderConfig
-from htr_ssl.models.recognizer import DecoderConfig, RecognizerConfig, build_recognizer
+from htr_ssl.models.recognizer import (
+    DecoderConfig,
+    RecognizerConfig,
+    build_recognizer,
+    recognizer_loss,
+)
 from htr_ssl.pretext.model import build_pretext_model
 from htr_ssl.pretext.model import loss_fn as pretext_loss
 from htr_ssl.pretext.seqclr import SeqCLR, SeqCLRConfig
 from htr_ssl.train import checkpoint
 from htr_ssl.train.distributed import DistInfo
-from htr_ssl.train.joint import AuxTask, JointModel, joint_loss, recognizer_loss
+from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
 
