@@ -5,7 +5,6 @@ new text; everything else of the file and the input itself untouched."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,11 @@ from htr_ssl.data.readers.pagexml import page_doc, read_pagexml
 from htr_ssl.data.writers import parse, write_copy
 from htr_ssl.data.writers.alto import fill_alto
 from htr_ssl.data.writers.pagexml import fill_pagexml
+from htr_ssl.eval.confidence import Reading, Word
 
 REAL_PAGES = Path(__file__).parents[2] / ".." / "shared" / "data" / "cremma-mss-18" / "pages"
 PAGE_NS = {"2013": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15",
            "2019": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Reading:
-    text: str
-    confidence: float
-    words: tuple[Word, ...]
 
 
 def reading(text: str, confidence: float = 0.5) -> Reading:
