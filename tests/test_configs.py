@@ -164,15 +164,15 @@ def test_every_sweep_cell_composes(experiment):
         chain = stages(cfg)
         assert (not chain) == (cfg.method == "scratch")
         if chain:  # the start is shared by every cell of a method and dataset
-            assert str(chain[-1].job.run_dir).endswith(f"pretrain/{data}/{cfg.method}")
+            assert str(chain[-1].run_dir).endswith(f"pretrain/{data}/{cfg.method}")
             for stage, names in zip(chain, cfg.method.split("/"), strict=True):
-                if isinstance(stage.job, PretrainJob):
-                    assert set(stage.job.pretexts) == set(names.split("+")) - {"synimg"}
-                    assert stage.job.encoder == job.model.encoder
-                    assert bool(stage.job.extra) == ("synimg" in names)
+                if isinstance(stage, PretrainJob):
+                    assert set(stage.pretexts) == set(names.split("+")) - {"synimg"}
+                    assert stage.encoder == job.model.encoder
+                    assert bool(stage.extra) == ("synimg" in names)
                 else:
-                    assert names == "synthetic" and stage.job.stage
-                    assert stage.job.model == job.model
+                    assert names == "synthetic" and stage.stage and stage.generate is not None
+                    assert stage.model == job.model
 
 
 def test_the_defaults_are_the_recipe_the_results_page_recommends():
@@ -206,7 +206,7 @@ def test_the_experiment_composes_every_pretext_config_on_the_pretraining_trainer
                                   "+pretrain.pretext.byol.weight=0.5",
                                   "pretrain.pretexts.dino.momentum=0.9"])
     assert sorted(cfg.pretrain.pretexts) == sorted(PRETEXTS)
-    job = stages(cfg)[0].job
+    job = stages(cfg)[0]
     assert {n: c.momentum_steps for n, c in job.pretexts.items()} == {
         "byol": 77, "dino": 77, "moco": 77}
     assert job.weights == {"byol": 0.5, "dino": 1.0, "moco": 1.0}
