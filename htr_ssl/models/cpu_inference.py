@@ -11,8 +11,8 @@ the CPU, unless `encoder.set_fused(False)`) does the same work with:
 - the batch in chunks of a few lines, so a map is still in cache when the next layer reads it
   and stays under glibc's mmap threshold (a 50 MB map is page-faulted anew at every step);
 - max-pools as pairwise maximums over (B, H, W, C) views of the bits as integers (post-ReLU
-  floats order as their bits do), and the column max over height in the same way with a last
-  (k, 1) pool folded into it;
+  floats order as their bits do), and the column max over height as one integer reduction,
+  with a last (k, 1) pool folded into it;
 - the padding zeroed on its columns only (after every ReLU, as in the plain blocks).
 
 Max is exact and the folding only reorders float sums, so the frames equal the plain path's
@@ -102,13 +102,10 @@ def max_pool(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 def column_max(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) channels-last map >= 0 -> (B, W, C) frames: the max over height."""
-    v = _as_int(x).permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
-    while v.shape[1] > 1:
-        half = v.shape[1] // 2
-        top = torch.maximum(v[:, :half], v[:, half:2 * half])
-        v = torch.cat([top, v[:, 2 * half:]], 1) if v.shape[1] % 2 else top
-    return v[:, 0].view(x.dtype)
+    """(B, C, H, W) channels-last map >= 0 -> (B, W, C) frames: the max over height, one
+    reduction over the outer H axis of the (B, H, W, C) view (2.4x faster than pairwise
+    maximums at 8 rows; for 2-wide pools the pairwise form stays faster)."""
+    return _as_int(x).permute(0, 2, 3, 1).amax(1).view(x.dtype)
 
 
 def _ceil_div(lengths: Lengths, k: int) -> Lengths:
