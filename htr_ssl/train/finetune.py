@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,7 +22,6 @@ from torch import nn
 from htr_ssl.data.alphabet import Alphabet, OutOfAlphabetError
 from htr_ssl.data.pipeline import DataConfig, cached_crops, make_loader, prepare
 from htr_ssl.data.sample import Sample
-from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.eval.evaluate import DecodeConfig, evaluate, write_results
 from htr_ssl.eval.metrics import MetricConfig
 from htr_ssl.models.recognizer import (
@@ -38,6 +37,9 @@ from htr_ssl.train.generated import ensure_generated
 from htr_ssl.train.joint import AuxTask, JointModel, joint_loss
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import ParamGroup, TrainerConfig
+
+if TYPE_CHECKING:
+    from htr_ssl.data.synthetic import GenerateConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from htr_ssl.data.synthetic import GenerateConfig, generate
 from htr_ssl.train import rundir
+
+if TYPE_CHECKING:
+    from htr_ssl.data.synthetic import GenerateConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,4 +22,8 @@ def ensure_generated(gen: GenerateConfig) -> None:
         if (root / "ascii" / "lines.txt").is_file():
             return
         log.info("generating the synthetic handwriting into %s (once)", root)
+        # imported here: the generator's fonts and renderer cost start-up to every run that
+        # only might need them
+        from htr_ssl.data.synthetic import generate
+
         generate(gen)

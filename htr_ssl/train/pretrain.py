@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,7 +31,6 @@ from htr_ssl.data.pipeline import (
 )
 from htr_ssl.data.readers import read_dataset
 from htr_ssl.data.splits import HOW_TO_CHOOSE, line_split, select, write_ids
-from htr_ssl.data.synthetic import GenerateConfig
 from htr_ssl.models.encoders import EncoderConfig, build_encoder
 from htr_ssl.pretext.gather import local_batch
 from htr_ssl.pretext.model import build_pretext_model, checkpoint_meta, loss_fn
@@ -40,6 +39,9 @@ from htr_ssl.train.distributed import DistInfo, init_from_env
 from htr_ssl.train.generated import ensure_generated
 from htr_ssl.train.loop import fit
 from htr_ssl.train.trainer_config import TrainerConfig
+
+if TYPE_CHECKING:
+    from htr_ssl.data.synthetic import GenerateConfig
 
 log = logging.getLogger(__name__)
 
